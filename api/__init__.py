@@ -1,0 +1,1 @@
+"""The query API and server (FastAPI), reading the DuckDB state the projector maintains (issue 4)."""

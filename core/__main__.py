@@ -1,0 +1,5 @@
+import sys
+
+from ledgerflow.cli import main
+
+sys.exit(main())
