@@ -59,7 +59,7 @@ class FileLog(EventLog):
         if fsync not in ("always", "never"):
             raise ValueError(f"fsync policy must be 'always' or 'never', not {fsync!r}")
         self.directory = Path(directory)
-        self.uri = f"file:{self.directory}"
+        self.uri = f"file:{self.directory.resolve()}"
         self.fsync = fsync
         self.segment_bytes = segment_bytes
         self._thread_lock = threading.Lock()

@@ -1,0 +1,1 @@
+"""ledgerflow's benchmarks: ``python -m bench [--quick] [--only NAME ...]`` (docs/performance.md)."""

@@ -1,0 +1,119 @@
+"""The state the projector maintains: every DuckDB table, its key and its meaning (docs/tables.md).
+
+Only the projector writes these tables. Nothing in them depends on wall-clock time or on the order
+in which Kafka partitions happened to be polled, so a replay of the same log yields the same
+content (``ledgerflow db checksum``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type)
+    key: tuple[str, ...] = ()  # primary key; empty for append-only tables
+    doc: str = ""
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def ddl(self) -> str:
+        columns = [f"{name} {kind}" for name, kind in self.columns]
+        if self.key:
+            columns.append(f"PRIMARY KEY ({', '.join(self.key)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  " + ",\n  ".join(columns) + "\n)"
+
+
+_LIFECYCLE = ("lifecycle_stage", "VARCHAR NOT NULL")  # 'active' | 'deleted' (soft delete, restorable)
+
+TABLES: tuple[Table, ...] = (
+    Table("events", (
+        ("event_id", "UUID NOT NULL"), ("event_type", "VARCHAR NOT NULL"), ("schema_version", "INTEGER NOT NULL"),
+        ("occurred_at", "TIMESTAMPTZ NOT NULL"), ("actor", "VARCHAR NOT NULL"), ("producer_id", "VARCHAR NOT NULL"),
+        ("sequence", "BIGINT NOT NULL"), ("entity_key", "VARCHAR NOT NULL"),
+        ("experiment_id", "VARCHAR"), ("run_id", "VARCHAR"), ("model_name", "VARCHAR"), ("model_version", "BIGINT"),
+        ("log_partition", "INTEGER NOT NULL"), ("log_offset", "BIGINT NOT NULL"), ("payload", "JSON NOT NULL"),
+    ), ("event_id",), "Every event ever applied: the audit log. MetricsLogged payloads hold a per-key summary."),
+    Table("experiments", (
+        ("experiment_id", "VARCHAR NOT NULL"), ("name", "VARCHAR NOT NULL"), ("artifact_location", "VARCHAR"),
+        _LIFECYCLE, ("creation_time", "BIGINT NOT NULL"), ("last_update_time", "BIGINT NOT NULL"),
+        ("deleted_time", "BIGINT"),
+    ), ("experiment_id",), "One row per experiment. Times are ms since the epoch, from event times."),
+    Table("experiment_tags", (("experiment_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL")),
+          ("experiment_id", "key"), "Current experiment tags."),
+    Table("runs", (
+        ("run_id", "VARCHAR NOT NULL"), ("experiment_id", "VARCHAR NOT NULL"), ("run_name", "VARCHAR NOT NULL"),
+        ("user_id", "VARCHAR NOT NULL"), ("status", "VARCHAR NOT NULL"), ("start_time", "BIGINT NOT NULL"),
+        ("end_time", "BIGINT"), _LIFECYCLE, ("artifact_uri", "VARCHAR"), ("parent_run_id", "VARCHAR"),
+        ("deleted_time", "BIGINT"),
+    ), ("run_id",), "One row per run, its current status and lifecycle."),
+    Table("params", (("run_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL")),
+          ("run_id", "key"), "Run params; immutable once logged."),
+    Table("tags", (("run_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL")),
+          ("run_id", "key"), "Current run tags."),
+    Table("metrics", (
+        ("run_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("step", "BIGINT NOT NULL"),
+        ("timestamp", "BIGINT NOT NULL"), ("value", "DOUBLE NOT NULL"),
+    ), (), "Full metric history, one row per point; NaN and +/-inf kept."),
+    Table("latest_metrics", (
+        ("run_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("step", "BIGINT NOT NULL"),
+        ("timestamp", "BIGINT NOT NULL"), ("value", "DOUBLE NOT NULL"),
+    ), ("run_id", "key"), "Latest point per run and key, as MLflow: highest step, then timestamp, then value."),
+    Table("datasets", (
+        ("dataset_id", "VARCHAR NOT NULL"), ("name", "VARCHAR NOT NULL"), ("digest", "VARCHAR NOT NULL"),
+        ("source_type", "VARCHAR NOT NULL"), ("source", "VARCHAR NOT NULL"), ("schema", "VARCHAR"), ("profile", "VARCHAR"),
+    ), ("dataset_id",), "Datasets seen as run inputs; dataset_id is derived from (name, digest)."),
+    Table("run_inputs", (
+        ("run_id", "VARCHAR NOT NULL"), ("dataset_id", "VARCHAR NOT NULL"), ("context", "VARCHAR NOT NULL"),
+        ("tags", "JSON NOT NULL"),
+    ), ("run_id", "dataset_id", "context"), "Which dataset a run used, and how ('' when no context)."),
+    Table("artifacts", (
+        ("run_id", "VARCHAR NOT NULL"), ("path", "VARCHAR NOT NULL"), ("uri", "VARCHAR NOT NULL"),
+        ("size", "BIGINT NOT NULL"), ("sha256", "VARCHAR NOT NULL"), ("logged_at", "TIMESTAMPTZ NOT NULL"),
+    ), ("run_id", "path"), "Artifact references; the newest upload of a path wins."),
+    Table("registered_models", (
+        ("name", "VARCHAR NOT NULL"), ("description", "VARCHAR"), _LIFECYCLE,
+        ("creation_time", "BIGINT NOT NULL"), ("last_updated_time", "BIGINT NOT NULL"),
+    ), ("name",), "Registered models (deleted ones stay, lifecycle_stage='deleted')."),
+    Table("registered_model_tags", (("name", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL")),
+          ("name", "key"), "Current registered model tags."),
+    Table("model_versions", (
+        ("name", "VARCHAR NOT NULL"), ("version", "BIGINT NOT NULL"), ("source", "VARCHAR NOT NULL"),
+        ("run_id", "VARCHAR"), ("artifact_uri", "VARCHAR"), ("signature", "VARCHAR"), ("description", "VARCHAR"),
+        ("stage", "VARCHAR NOT NULL"), _LIFECYCLE, ("creation_time", "BIGINT NOT NULL"),
+        ("last_updated_time", "BIGINT NOT NULL"),
+    ), ("name", "version"), "Model versions and their current stage."),
+    Table("model_version_tags", (
+        ("name", "VARCHAR NOT NULL"), ("version", "BIGINT NOT NULL"), ("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL"),
+    ), ("name", "version", "key"), "Current model version tags."),
+    Table("model_aliases", (("name", "VARCHAR NOT NULL"), ("alias", "VARCHAR NOT NULL"), ("version", "BIGINT NOT NULL")),
+          ("name", "alias"), "Where each alias points now."),
+    Table("model_alias_history", (
+        ("name", "VARCHAR NOT NULL"), ("alias", "VARCHAR NOT NULL"), ("version", "BIGINT"),
+        ("action", "VARCHAR NOT NULL"), ("event_id", "UUID NOT NULL"), ("occurred_at", "TIMESTAMPTZ NOT NULL"),
+        ("actor", "VARCHAR NOT NULL"),
+    ), (), "Every alias move: action 'set' (version) or 'deleted' (version NULL)."),
+    Table("lineage", (
+        ("source_type", "VARCHAR NOT NULL"), ("source_id", "VARCHAR NOT NULL"), ("target_type", "VARCHAR NOT NULL"),
+        ("target_id", "VARCHAR NOT NULL"), ("relation", "VARCHAR NOT NULL"), ("event_id", "UUID NOT NULL"),
+    ), (), "Edges dataset -> run (input), run -> model_version (produced), run -> run (parent)."),
+    Table("dead_letters", (
+        ("log_partition", "INTEGER NOT NULL"), ("log_offset", "BIGINT NOT NULL"), ("reason", "VARCHAR NOT NULL"),
+        ("event_id", "UUID"), ("event_type", "VARCHAR"), ("raw", "BLOB NOT NULL"),
+    ), (), "Records the projector could not apply, with why; good events around them are applied."),
+    Table("projector_positions", (("log_partition", "INTEGER NOT NULL"), ("next_offset", "BIGINT NOT NULL")),
+          ("log_partition",), "Next offset to read per partition, committed with the rows it produced."),
+    Table("projector_meta", (("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL")), ("key",),
+          "The log this database projects, state version, and replay bounds."),
+)
+
+TABLES_BY_NAME = {table.name: table for table in TABLES}
+
+#: tables whose content is the projected state (compared by checksums); bookkeeping excluded
+STATE_TABLES = tuple(t.name for t in TABLES if not t.name.startswith("projector_"))
