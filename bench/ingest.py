@@ -86,7 +86,7 @@ def _append_rate(log: EventLog, events: int, events_per_append: int) -> float:
 def file_append_figures(repetitions: int, events: int) -> list[Figure]:
     figures = []
     for per_append, fsync in ((100, "always"), (1, "always"), (100, "never")):
-        def once() -> float:
+        def once(per_append: int = per_append, fsync: str = fsync) -> float:
             directory = Path(tempfile.mkdtemp(prefix="lf-bench-"))
             log = FileLog(directory / "events", fsync=fsync)
             try:

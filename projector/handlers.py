@@ -1,5 +1,10 @@
 """Applying one event: a pure function from (event, current state) to row effects.
 
+Determinism rule: a handler may only consult state written by events with the same ordering key
+(``run/<id>``, ``experiment/<id>``, ``registry``), because only those are ordered before it in
+every replay; references across keys (a run's experiment, a version's source run, a parent run)
+are recorded, never checked.
+
 No I/O and no duckdb here (an import-linter contract checks it): the loop in ``runner.py`` reads
 the log, keeps the state view and writes the effects in transactions. A handler raises
 :class:`Rejected` when the event contradicts the state (unknown run, conflicting param ...).
@@ -13,8 +18,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledgerflow.projector.tables import TABLES_BY_NAME
 from ledgerflow.projector.effects import Append, AppendMetrics, Effect, Put, Rejected, Remove, StateView
+from ledgerflow.projector.tables import TABLES_BY_NAME
 from ledgerflow.schemas import Event, count_points
 
 Handler = Callable[[Event, StateView], list[Effect]]
@@ -143,10 +148,12 @@ def _experiment_tag_deleted(event: Event, state: StateView) -> list[Effect]:
 
 @handles("RunStarted")
 def _run_started(event: Event, state: StateView) -> list[Effect]:
+    # The experiment is NOT checked: its events are keyed by experiment, the run's by run, so on
+    # Kafka they may sit in different partitions and arrive in either order. Checking would make
+    # the state depend on polling order; a handler only ever checks its own key's history.
     body = event.body
     if state.row("runs", (body["run_id"],)) is not None:
         raise Rejected(f"run {body['run_id']!r} already exists")
-    _experiment(state, body["experiment_id"])
     row = {"run_id": body["run_id"], "experiment_id": body["experiment_id"], "run_name": body["run_name"],
            "user_id": body["user_id"], "status": body["status"], "start_time": body["start_time"], "end_time": None,
            "lifecycle_stage": "active", "artifact_uri": body["artifact_uri"], "parent_run_id": body["parent_run_id"],

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from ledgerflow.ingest.log import EventLog, LogRecord, Position
-from ledgerflow.projector.handlers import apply, audit_row
 from ledgerflow.projector.effects import Rejected
+from ledgerflow.projector.handlers import apply, audit_row
 from ledgerflow.projector.store import ProjectionStore
 from ledgerflow.projector.unit_of_work import UnitOfWork
 from ledgerflow.schemas import Event, EventDecodeError, count_points, decode

@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from ledgerflow.ingest.log import Position
-from ledgerflow.projector.effects import Append, AppendMetrics, Effect, Put, Remove
+from ledgerflow.projector.effects import Effect, Put, Remove
 from ledgerflow.projector.errors import ProjectorError, WrongLogError
 from ledgerflow.projector.tables import STATE_TABLES, STATE_VERSION, TABLES, TABLES_BY_NAME, Table
 from ledgerflow.projector.unit_of_work import UnitOfWork
@@ -150,7 +150,7 @@ class ProjectionStore:
         con = self.connection
         try:
             con.execute("BEGIN TRANSACTION")
-            for table_name, keyed in work.keyed.items():
+            for table_name in work.keyed:
                 self._replace(TABLES_BY_NAME[table_name], work.touched_keys(table_name), work.puts(table_name))
             for table_name, rows in work.appends.items():
                 self._insert(TABLES_BY_NAME[table_name], rows)

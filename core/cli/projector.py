@@ -64,7 +64,7 @@ def parse_position(text: str) -> Position:
 
 
 def _projector(args: argparse.Namespace) -> int:
-    from ledgerflow.projector import Projector, ProjectionStore
+    from ledgerflow.projector import ProjectionStore, Projector
 
     log = open_log(args.log)
     store = ProjectionStore(args.db)

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from ledgerflow.projector.handlers import HANDLERS, apply
 from ledgerflow.projector.effects import AppendMetrics, Rejected
+from ledgerflow.projector.handlers import HANDLERS, apply
 from ledgerflow.schemas import default_catalog
 
 from .state_in_memory import InMemoryState
@@ -68,9 +68,6 @@ def _setup() -> tuple[Workload, InMemoryState]:
         ("RunStarted", "experiment/exp-0", dict(run_id=run_id(0), experiment_id="exp-0", run_name="again", parent_run_id=None,
                                                 start_time=1, status="RUNNING", user_id="u", artifact_uri=None, tags=[]),
          "already exists"),
-        ("RunStarted", "experiment/nope", dict(run_id="f" * 32, experiment_id="nope", run_name="x", parent_run_id=None,
-                                               start_time=1, status="RUNNING", user_id="u", artifact_uri=None, tags=[]),
-         "experiment 'nope' does not exist"),
         ("ParamsLogged", "experiment/exp-0", dict(run_id="0" * 32, params=[]), "does not exist"),
         ("ParamsLogged", "experiment/exp-0", dict(run_id=run_id(0), params=[{"key": "lr", "value": "9"}]), "immutable"),
         ("ParamsLogged", "experiment/exp-0", dict(run_id=run_id(1), params=[{"key": "x", "value": "1"}]), "is deleted"),
@@ -91,6 +88,15 @@ def test_events_that_contradict_the_state_are_rejected_with_a_reason(event_type,
     event = workload.event(event_type, DAY3 + timedelta(hours=1), entity_key, **fields)
     with pytest.raises(Rejected, match=reason):
         apply(event, state)
+
+
+def test_a_run_may_arrive_before_its_experiment_because_they_are_ordered_by_different_keys() -> None:
+    workload, state = _setup()
+    event = workload.event("RunStarted", DAY3, "run/" + "f" * 32, run_id="f" * 32, experiment_id="not-yet-seen",
+                           run_name="x", parent_run_id=None, start_time=1, status="RUNNING", user_id="u",
+                           artifact_uri=None, tags=[])
+    (put,) = apply(event, state)
+    assert put.row["experiment_id"] == "not-yet-seen"
 
 
 def test_an_identical_experiment_creation_is_idempotent_and_a_same_param_value_is_fine() -> None:

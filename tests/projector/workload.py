@@ -52,25 +52,25 @@ def standard_workload(seed: int = 0, runs: int = 3, points_per_run: int = 3000) 
     w.event("ExperimentTagSet", DAY1, ek, experiment_id=exp, key="owner", value="ana")
     for n in range(runs):
         rid = run_id(n, seed)
-        w.event("RunStarted", DAY1, ek, run_id=rid, experiment_id=exp, run_name=f"run-{n}",
+        w.event("RunStarted", DAY1, f"run/{rid}", run_id=rid, experiment_id=exp, run_name=f"run-{n}",
                 parent_run_id=run_id(0, seed) if n == 2 else None, start_time=1_761_814_800_000 + n, status="RUNNING",
                 user_id="ana", artifact_uri=None, tags=[{"key": "stage", "value": "dev"}])
-        w.event("ParamsLogged", DAY1, ek, run_id=rid, params=[{"key": "lr", "value": str(0.1 / (n + 1))},
+        w.event("ParamsLogged", DAY1, f"run/{rid}", run_id=rid, params=[{"key": "lr", "value": str(0.1 / (n + 1))},
                                                               {"key": "model", "value": "rf" if n % 2 else "gbm"}])
-        w.event("DatasetInputLogged", DAY1, ek, run_id=rid, context="training", tags=[],
+        w.event("DatasetInputLogged", DAY1, f"run/{rid}", run_id=rid, context="training", tags=[],
                 dataset={"name": "churn", "digest": f"d{seed}", "source_type": "local", "source": '{"uri": "/data"}',
                          "schema": None, "profile": '{"rows": 100}'})
     for n in range(runs):
         rid = run_id(n, seed)
         for chunk in range(0, points_per_run, 1000):
             steps = range(chunk, min(points_per_run, chunk + 1000))
-            w.event("MetricsLogged", DAY2, ek, run_id=rid, series=[
+            w.event("MetricsLogged", DAY2, f"run/{rid}", run_id=rid, series=[
                 pack_series("loss", steps, [1_761_900_000_000 + s for s in steps], [1 / (s + 1) + n for s in steps]),
                 pack_series("acc", steps, [1_761_900_000_000 + s for s in steps],
                             [math.nan if s == 5 else s / points_per_run for s in steps])])
-        w.event("ArtifactLogged", DAY2, ek, run_id=rid, path="model/model.pkl", uri=f"file:///a/{rid}/model.pkl",
+        w.event("ArtifactLogged", DAY2, f"run/{rid}", run_id=rid, path="model/model.pkl", uri=f"file:///a/{rid}/model.pkl",
                 size=1234, sha256="ab" * 32)
-        w.event("RunStatusChanged", DAY2, ek, run_id=rid, status="FINISHED", end_time=1_761_901_000_000)
+        w.event("RunStatusChanged", DAY2, f"run/{rid}", run_id=rid, status="FINISHED", end_time=1_761_901_000_000)
     w.event("RegisteredModelCreated", DAY2, "registry", name=f"churn-model-{seed}", description=None, tags=[])
     for version in (1, 2):
         w.event("ModelVersionCreated", DAY2, "registry", name=f"churn-model-{seed}", version=version,
@@ -81,7 +81,7 @@ def standard_workload(seed: int = 0, runs: int = 3, points_per_run: int = 3000) 
     w.event("ModelVersionAliasSet", DAY3, "registry", name=f"churn-model-{seed}", alias="champion", version=2)
     w.event("ModelVersionStageChanged", DAY3, "registry", name=f"churn-model-{seed}", version=2, stage="PRODUCTION",
             archive_existing_versions=True)
-    w.event("RunDeleted", DAY3, ek, run_id=run_id(1, seed))
-    w.event("RunTagDeleted", DAY3, ek, run_id=run_id(0, seed), key="stage")
+    w.event("RunDeleted", DAY3, f"run/{run_id(1, seed)}", run_id=run_id(1, seed))
+    w.event("RunTagDeleted", DAY3, f"run/{run_id(0, seed)}", run_id=run_id(0, seed), key="stage")
     w.event("ExperimentRenamed", DAY3, ek, experiment_id=exp, new_name=f"churn-{seed}-v2")
     return w
