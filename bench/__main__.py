@@ -7,7 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from bench import ingest, sdk
+from bench import ingest, projector, sdk
 from bench.harness import Figure, write_results
 
 # group -> (function, full-size kwargs, quick kwargs)
@@ -16,6 +16,9 @@ GROUPS = {
     "file-append": (ingest.file_append_figures, {"repetitions": 5, "events": 2000}, {"repetitions": 3, "events": 100}),
     "kafka-append": (ingest.kafka_append_figures, {"repetitions": 5, "events": 2000}, {"repetitions": 3, "events": 100}),
     "sdk": (sdk.sdk_figures, {"repetitions": 7, "calls": 200_000}, {"repetitions": 3, "calls": 20_000}),
+    "projector": (projector.projection_figures, {"repetitions": 5, "points": 5_000_000},
+                  {"repetitions": 2, "points": 200_000}),
+    "projector-rss": (projector.rss_figures, {"points": 50_000_000}, {"points": 500_000}),
 }
 
 

@@ -24,6 +24,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LEDGERFLOW_BUFFER_MAX_POINTS": "SDK metric buffer bound, in points (default 1000000).",
     "LEDGERFLOW_BUFFER_FULL": "What log_metric does when the buffer is full: block (default) or raise.",
     "LEDGERFLOW_FLUSH_INTERVAL": "Seconds between background flushes of the SDK buffer (default 1.0).",
+    "LEDGERFLOW_DUCKDB_MEMORY_LIMIT": "DuckDB memory limit of the projector (default 256MB): bounds its RSS.",
 }
 
 FSYNC_POLICIES = ("always", "never")
@@ -71,6 +72,7 @@ class Settings:
     buffer_max_points: int
     buffer_full: str
     flush_interval: float
+    duckdb_memory_limit: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,4 +87,5 @@ class Settings:
             buffer_max_points=int(_number("LEDGERFLOW_BUFFER_MAX_POINTS", 1_000_000, int, 1)),
             buffer_full=_choice("LEDGERFLOW_BUFFER_FULL", "block", BUFFER_FULL_POLICIES),
             flush_interval=float(_number("LEDGERFLOW_FLUSH_INTERVAL", 1.0, float, 0.001)),
+            duckdb_memory_limit=_env("LEDGERFLOW_DUCKDB_MEMORY_LIMIT") or "256MB",
         )

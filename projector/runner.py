@@ -18,7 +18,7 @@ from ledgerflow.projector.effects import Rejected
 from ledgerflow.projector.handlers import apply, audit_row
 from ledgerflow.projector.store import ProjectionStore
 from ledgerflow.projector.unit_of_work import UnitOfWork
-from ledgerflow.schemas import Event, EventDecodeError, count_points, decode
+from ledgerflow.schemas import Event, EventDecodeError, check_series, decode
 
 # which cached tables to prefetch for the events of a batch: body field -> tables keyed by it
 _PREFETCH_BY_FIELD = {
@@ -137,10 +137,8 @@ class Projector:
                 continue
             if event.type == "MetricsLogged":
                 try:
-                    count_points(event.body["series"])
                     for series in event.body["series"]:
-                        if not len(series["steps"]) == len(series["timestamps"]) == len(series["values"]) or len(series["values"]) % 8:
-                            raise EventDecodeError(f"metric {series['key']!r}: packed columns of unequal or odd length")
+                        check_series(series)
                 except EventDecodeError as e:
                     dead.append(_dead(record, f"undecodable: {e}", event))
                     continue

@@ -19,6 +19,7 @@ from ledgerflow.projector.effects import Effect, Put, Remove
 from ledgerflow.projector.errors import ProjectorError, WrongLogError
 from ledgerflow.projector.tables import STATE_TABLES, STATE_VERSION, TABLES, TABLES_BY_NAME, Table
 from ledgerflow.projector.unit_of_work import UnitOfWork
+from ledgerflow.settings import Settings
 
 #: tables the apply functions read, cached per first key column ("prefix")
 CACHED_TABLES = ("experiments", "experiment_tags", "runs", "params", "tags", "registered_models",
@@ -43,10 +44,11 @@ def _arrow_rows(table: Table, rows: list[dict[str, Any]]) -> pa.Table:
 class ProjectionStore:
     """A projection database file, opened for the projector (the only writer)."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, memory_limit: str | None = None) -> None:
         self.path = Path(path)
+        limit = memory_limit or Settings.from_env().duckdb_memory_limit
         try:
-            self.connection = duckdb.connect(str(self.path), read_only=read_only)
+            self.connection = duckdb.connect(str(self.path), read_only=read_only, config={"memory_limit": limit})
         except duckdb.Error as e:
             raise ProjectorError(f"cannot open projection database {self.path}: {e}") from e
         if not read_only:

@@ -7,10 +7,10 @@ Public surface: :class:`Event`, :func:`encode`, :func:`decode`, :func:`make_enve
 from ledgerflow.schemas.catalog import Catalog, EventSchema, default_catalog, load_catalog
 from ledgerflow.schemas.codec import HEADER_SIZE, MARKER, Event, decode, encode, make_envelope, writer_schema_of
 from ledgerflow.schemas.errors import EventDecodeError, EventEncodeError, SchemaError, UnknownFingerprintError
-from ledgerflow.schemas.metric_columns import count_points, pack_series, unpack_series
+from ledgerflow.schemas.metric_columns import check_series, count_points, pack_series, unpack_series
 
 __all__ = [
     "HEADER_SIZE", "MARKER", "Catalog", "Event", "EventDecodeError", "EventEncodeError", "EventSchema",
-    "SchemaError", "UnknownFingerprintError", "count_points", "decode", "default_catalog", "encode",
+    "SchemaError", "UnknownFingerprintError", "check_series", "count_points", "decode", "default_catalog", "encode",
     "load_catalog", "make_envelope", "pack_series", "unpack_series", "writer_schema_of",
 ]

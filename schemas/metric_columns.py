@@ -33,8 +33,6 @@ def _pack(values: Any, typecode: str) -> bytes:
 
 
 def _unpack(data: bytes, typecode: str, what: str, key: str) -> array:
-    if len(data) % 8:
-        raise EventDecodeError(f"metric {key!r}: {what} column is {len(data)} bytes, not a multiple of 8")
     column = array(typecode)
     column.frombytes(data)
     if not _LITTLE_ENDIAN:
@@ -55,18 +53,26 @@ def pack_series(key: str, steps: Sequence[int], timestamps: Sequence[int], value
     return record
 
 
+def check_series(series: dict[str, Any]) -> int:
+    """The point count of a ``MetricSeries`` record; raises if its columns are not whole and of equal length."""
+    key = series["key"]
+    for name in ("steps", "timestamps", "values"):
+        if len(series[name]) % 8:
+            raise EventDecodeError(f"metric {key!r}: {name} column is {len(series[name])} bytes, not a multiple of 8")
+    if not len(series["steps"]) == len(series["timestamps"]) == len(series["values"]):
+        raise EventDecodeError(
+            f"metric {key!r}: columns differ in length (steps {len(series['steps']) // 8}, "
+            f"timestamps {len(series['timestamps']) // 8}, values {len(series['values']) // 8})"
+        )
+    return len(series["values"]) // 8
+
+
 def unpack_series(series: dict[str, Any]) -> tuple[array, array, array]:
     """(steps, timestamps, values) of a ``MetricSeries`` record, checked to be of equal length."""
+    check_series(series)
     key = series["key"]
-    steps = _unpack(series["steps"], "q", "steps", key)
-    timestamps = _unpack(series["timestamps"], "q", "timestamps", key)
-    values = _unpack(series["values"], "d", "values", key)
-    if not len(steps) == len(timestamps) == len(values):
-        raise EventDecodeError(
-            f"metric {key!r}: columns differ in length (steps {len(steps)}, "
-            f"timestamps {len(timestamps)}, values {len(values)})"
-        )
-    return steps, timestamps, values
+    return (_unpack(series["steps"], "q", "steps", key), _unpack(series["timestamps"], "q", "timestamps", key),
+            _unpack(series["values"], "d", "values", key))
 
 
 def count_points(series_list: Sequence[dict[str, Any]]) -> int:

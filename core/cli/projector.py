@@ -40,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     checksum.add_argument("--db", required=True, type=Path)
     checksum.add_argument("--json", action="store_true")
     checksum.set_defaults(handler=_checksum)
+    reference = db_commands.add_parser("reference", help="print the table reference (docs/tables.md) as markdown")
+    reference.set_defaults(handler=_reference)
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -153,4 +155,11 @@ def _checksum(args: argparse.Namespace) -> int:
         for table, value in sums.items():
             print(f"{table:<24} {value['rows']:>12} rows  {value['checksum']}")
         print(f"{'overall':<24} {'':>17}  {overall}")
+    return 0
+
+
+def _reference(args: argparse.Namespace) -> int:
+    from ledgerflow.projector.reference import tables_markdown
+
+    sys.stdout.write(tables_markdown())
     return 0

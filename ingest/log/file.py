@@ -239,7 +239,7 @@ class FileLogReader(LogReader):
             if self._offset > end:
                 raise LogError(f"offset {self._offset} is past the end ({end}) of segment {base} of {self._log.uri}")
             with open(self._log.segment_path(base), "rb") as segment:
-                complete = self._read_segment(segment, end, records, max_records, sealed=bool(later))
+                complete = self._read_segment(segment, base, end, records, max_records, sealed=bool(later))
             if not complete:
                 return records
             if not later:
@@ -247,10 +247,11 @@ class FileLogReader(LogReader):
             if later[0] != end:
                 raise LogError(f"segment {base} of {self._log.uri} ends at {end} but the next starts at {later[0]}")
             self._offset = end  # on to the next segment
+        return records
 
-    def _read_segment(self, segment, end: int, records: list[LogRecord], max_records: int, sealed: bool) -> bool:
-        """Append records from this segment; True when the segment was read to ``end``."""
-        base = end - os.fstat(segment.fileno()).st_size
+    def _read_segment(self, segment, base: int, end: int, records: list[LogRecord], max_records: int,
+                      sealed: bool) -> bool:
+        """Append records from this segment up to ``end`` (its size when the poll began); True when all read."""
         while self._offset < end:
             if len(records) >= max_records:
                 return False

@@ -188,3 +188,23 @@ def test_segments_roll_and_offsets_stay_global(tmp_path: Path) -> None:
     assert log.segment_bases() == [positions[0][1], positions[4][1], positions[8][1]] == [0, 1248, 2496]
     assert [r.value[0] for r in log.read_all()] == list(range(10))
     log.close()
+
+
+def test_a_reader_tailing_a_log_that_another_process_appends_to_sees_every_record_once(tmp_path: Path) -> None:
+    directory = tmp_path / "events"
+    FileLog(directory).close()
+    writer = _spawn_writer(directory, "live", batches=300, segment_bytes=64 * 1024)  # rolls segments often
+    log = FileLog(directory)
+    seen: list[bytes] = []
+    damaged: list[LogRecord] = []
+    with log.reader() as reader:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for record in reader.poll(50, timeout=0.01):  # small polls race the writer's appends
+                (damaged if record.damage else seen).append(record if record.damage else record.value)
+            if writer.poll() is not None and len(seen) >= 300 * 20:
+                break
+    writer.communicate(timeout=60)
+    log.close()
+    assert damaged == []
+    assert [tuple(map(int, v.split(b":")[1:3])) for v in seen] == [(b, i) for b in range(300) for i in range(20)]

@@ -140,3 +140,12 @@ def test_deleting_a_version_removes_its_aliases_and_archiving_moves_other_versio
     assert state.row("model_versions", ("churn-model-0", 2))["stage"] == "ARCHIVED"
     assert state.row("model_versions", ("churn-model-0", 2))["lifecycle_stage"] == "deleted"
     assert state.row("model_aliases", ("churn-model-0", "champion")) is None
+
+
+def test_the_table_reference_in_docs_is_current() -> None:
+    from pathlib import Path
+
+    from ledgerflow.projector.reference import tables_markdown
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "tables.md"
+    assert docs.read_text() == tables_markdown(), "regenerate with: ledgerflow db reference > docs/tables.md"

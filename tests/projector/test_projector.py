@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from fastavro import schemaless_writer
 
-from ledgerflow.ingest.log import Entry
+from ledgerflow.ingest.log import Entry, EventLog
 from ledgerflow.ingest.log.file import FileLog
 from ledgerflow.projector import ProjectionStore, Projector, WrongLogError, replay, table_checksums
 from ledgerflow.schemas import MARKER, default_catalog, encode
@@ -19,7 +19,18 @@ from ledgerflow.schemas import MARKER, default_catalog, encode
 from .workload import DAY1, DAY2, DAY3, Workload, run_id, standard_workload
 
 
-def _project(log: FileLog, db: Path, batch_records: int = 1000) -> Projector:
+@pytest.fixture(params=["file", "kafka"])
+def any_log(request: pytest.FixtureRequest, tmp_path: Path) -> EventLog:
+    """A fresh log of each backend: the embedded log, and a 3-partition topic on the real broker."""
+    if request.param == "file":
+        log = FileLog(tmp_path / "events")
+        request.addfinalizer(log.close)
+        return log
+    topic = request.getfixturevalue("kafka_topic")(partitions=3)
+    return request.getfixturevalue("kafka_log_factory")(topic)
+
+
+def _project(log: EventLog, db: Path, batch_records: int = 1000) -> Projector:
     store = ProjectionStore(db)
     projector = Projector(log, store, batch_records=batch_records)
     projector.run_until_caught_up()
@@ -44,10 +55,10 @@ def _query(db: Path, sql: str) -> list[tuple]:
         connection.close()
 
 
-def test_the_workload_is_projected_into_every_table(file_log: FileLog, tmp_path: Path) -> None:
-    file_log.append_batch(standard_workload().entries())
+def test_the_workload_is_projected_into_every_table(any_log: EventLog, tmp_path: Path) -> None:
+    any_log.append_batch(standard_workload().entries())
     db = tmp_path / "state.duckdb"
-    _project(file_log, db)
+    _project(any_log, db)
     assert _query(db, "SELECT name FROM experiments") == [("churn-0-v2",)]
     assert _query(db, "SELECT run_name, status, lifecycle_stage FROM runs ORDER BY run_name") == [
         ("run-0", "FINISHED", "active"), ("run-1", "FINISHED", "deleted"), ("run-2", "FINISHED", "active")]
@@ -66,7 +77,13 @@ def test_the_workload_is_projected_into_every_table(file_log: FileLog, tmp_path:
     assert _query(db, "SELECT count(*) FROM dead_letters") == [(0,)]
 
 
-def test_poison_events_go_to_dead_letters_and_good_ones_around_them_apply(file_log: FileLog, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["file", "kafka"])
+def test_poison_events_go_to_dead_letters_and_good_ones_around_them_apply(backend: str, tmp_path: Path,
+                                                                         request: pytest.FixtureRequest) -> None:
+    if backend == "file":
+        log: EventLog = FileLog(tmp_path / "events")
+    else:
+        log = request.getfixturevalue("kafka_log_factory")(request.getfixturevalue("kafka_topic")(partitions=3))
     workload = standard_workload(points_per_run=1000)
     good = workload.entries()
     v1 = default_catalog().versions["RunRenamed"][0]
@@ -77,58 +94,62 @@ def test_poison_events_go_to_dead_letters_and_good_ones_around_them_apply(file_l
         Entry("x", MARKER + b"\x01" * 8 + b"body"),  # unknown fingerprint
         Entry("x", encode(workload.events[3])[:-4]),  # truncated body
         Entry("x", MARKER + v1.fingerprint + body.getvalue()[:3]),  # fails its schema
-        good[3],  # the same event id again
-        Entry("x", workload.entries([workload.event("ParamsLogged", DAY3, "experiment/exp-0", run_id="9" * 32, params=[])])[0].value),
-        Entry("x", workload.entries([workload.event("ParamsLogged", DAY3, "experiment/exp-0", run_id=run_id(0),
-                                                    params=[{"key": "lr", "value": "999"}])])[0].value),
+        Entry("run/" + "9" * 32, workload.entries([workload.event("ParamsLogged", DAY3, "run/" + "9" * 32,
+                                                                  run_id="9" * 32, params=[])])[0].value),
     ]
     mixed = []
     for i, entry in enumerate(good):
         mixed.append(entry)
         if i % 4 == 0 and poison:
             mixed.append(poison.pop(0))
-    mixed += poison
-    file_log.append_batch(mixed)
-    segment = file_log.segment_path(0)
-    with open(segment, "ab") as f:
-        f.write(b"LFE1\xff\x00\x00\x00torn")  # a torn tail after a crashed writer
+    # after everything good, in the keys' own order: the same event again, and a param conflict
+    conflict = workload.event("ParamsLogged", DAY3, f"run/{run_id(0)}", run_id=run_id(0),
+                              params=[{"key": "lr", "value": "999"}])
+    mixed += poison + [good[3], workload.entries([conflict])[0]]
+    log.append_batch(mixed)
+    expected_dead = 7
+    if backend == "file":
+        with open(log.segment_path(0), "ab") as f:
+            f.write(b"LFE1\xff\x00\x00\x00torn")  # a torn tail after a crashed writer
+        expected_dead += 1
     db = tmp_path / "state.duckdb"
-    _project(file_log, db, batch_records=5)
-    reasons = [r[0] for r in _query(db, "SELECT reason FROM dead_letters ORDER BY log_offset")]
-    assert len(reasons) == 8
-    for expected in ("undecodable: not an Avro single-object", "unknown writer schema fingerprint", "corrupt event body",
-                     "duplicate event id", "run '9999", "immutable", "damaged log record: torn record"):
-        assert any(expected in r for r in reasons), (expected, reasons)
-    clean = tmp_path / "clean.duckdb"
+    _project(log, db, batch_records=5)
+    reasons = [r[0] for r in _query(db, "SELECT reason FROM dead_letters ORDER BY log_partition, log_offset")]
+    assert len(reasons) == expected_dead, reasons
+    expected = ["undecodable: not an Avro single-object", "unknown writer schema fingerprint", "corrupt event body",
+                "duplicate event id", "run '9999", "immutable"] + (["damaged log record: torn record"] if backend == "file" else [])
+    for reason in expected:
+        assert any(reason in r for r in reasons), (reason, reasons)
     clean_log = FileLog(tmp_path / "clean-log")
     clean_log.append_batch(good)
+    clean = tmp_path / "clean.duckdb"
     _project(clean_log, clean)
     dirty, reference = _checksums(db), _checksums(clean)
-    for table in reference:
+    for table in reference:  # the same content as a clean log, whichever backend carried it
         if table not in ("events", "dead_letters"):
             assert dirty[table] == reference[table], table
     assert dirty["events"]["rows"] == reference["events"]["rows"]
 
 
-def test_replay_is_deterministic_whatever_the_batch_size(file_log: FileLog, tmp_path: Path) -> None:
-    file_log.append_batch(standard_workload().entries())
-    file_log.append_batch(standard_workload(seed=1).entries())
+def test_replay_is_deterministic_whatever_the_batch_size(any_log: EventLog, tmp_path: Path) -> None:
+    any_log.append_batch(standard_workload().entries())
+    any_log.append_batch(standard_workload(seed=1).entries())
     first, second, small = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "c.duckdb"
-    replay(file_log, first)
-    replay(file_log, second)
-    _project(file_log, small, batch_records=3)
+    replay(any_log, first)
+    replay(any_log, second)
+    _project(any_log, small, batch_records=3)
     assert _checksums(first) == _checksums(second) == _checksums(small)
 
 
-def test_the_projector_resumes_where_it_stopped_and_applies_nothing_twice(file_log: FileLog, tmp_path: Path) -> None:
+def test_the_projector_resumes_where_it_stopped_and_applies_nothing_twice(any_log: EventLog, tmp_path: Path) -> None:
     workload = standard_workload()
     entries = workload.entries()
     db = tmp_path / "live.duckdb"
     for chunk in (entries[:7], entries[7:20], entries[20:]):
-        file_log.append_batch(chunk)
-        _project(file_log, db, batch_records=4)  # a new projector process each time
+        any_log.append_batch(chunk)
+        _project(any_log, db, batch_records=4)  # a new projector process each time
     full = tmp_path / "full.duckdb"
-    replay(file_log, full)
+    replay(any_log, full)
     assert _checksums(db) == _checksums(full)
 
 
@@ -141,11 +162,11 @@ def test_the_projector_resumes_where_it_stopped_and_applies_nothing_twice(file_l
     ],
     ids=["after set-up", "after training", "after day-3 changes"],
 )
-def test_time_travel_shows_the_state_as_of_an_instant(file_log: FileLog, tmp_path: Path, until, runs, metrics,
+def test_time_travel_shows_the_state_as_of_an_instant(any_log: EventLog, tmp_path: Path, until, runs, metrics,
                                                       alias_version, experiment) -> None:
-    file_log.append_batch(standard_workload().entries())
+    any_log.append_batch(standard_workload().entries())
     db = tmp_path / "as-of.duckdb"
-    totals = replay(file_log, db, until=until)
+    totals = replay(any_log, db, until=until)
     assert _query(db, "SELECT count(*) FROM runs") == [(runs,)]
     assert _query(db, "SELECT count(*) FROM metrics") == [(metrics,)]
     assert _query(db, "SELECT name FROM experiments") == [(experiment,)]
@@ -153,7 +174,7 @@ def test_time_travel_shows_the_state_as_of_an_instant(file_log: FileLog, tmp_pat
     assert aliases == ([] if alias_version is None else [(alias_version,)])
     assert totals.skipped == len(standard_workload().events) - totals.applied
     with pytest.raises(WrongLogError, match="time-travel snapshot"):
-        Projector(file_log, ProjectionStore(db))
+        Projector(any_log, ProjectionStore(db))
 
 
 def test_replay_until_a_position(file_log: FileLog, tmp_path: Path) -> None:
@@ -173,7 +194,7 @@ def test_a_database_refuses_a_different_log(file_log: FileLog, tmp_path: Path) -
         Projector(other, ProjectionStore(db))
 
 
-def test_events_written_with_an_old_schema_version_are_projected(file_log: FileLog, tmp_path: Path) -> None:
+def test_events_written_with_an_old_schema_version_are_projected(any_log: EventLog, tmp_path: Path) -> None:
     """DatasetInputLogged v1 bytes (no profile) read after v2 added an optional profile."""
     workload = Workload()
     workload.event("ExperimentCreated", DAY1, "experiment/e", experiment_id="e", name="e", artifact_location=None, tags=[])
@@ -187,8 +208,8 @@ def test_events_written_with_an_old_schema_version_are_projected(file_log: FileL
     body = io.BytesIO()
     schemaless_writer(body, v1.parsed, record)
     entries.append(Entry("experiment/e", MARKER + v1.fingerprint + body.getvalue()))
-    file_log.append_batch(entries)
+    any_log.append_batch(entries)
     db = tmp_path / "state.duckdb"
-    _project(file_log, db)
+    _project(any_log, db)
     assert _query(db, "SELECT name, digest, profile FROM datasets") == [("iris", "abc", None)]
     assert _query(db, "SELECT schema_version FROM events WHERE event_type = 'DatasetInputLogged'") == [(1,)]
