@@ -1,7 +1,7 @@
 # ledgerflow: every target builds what it needs from nothing but python3.11 (and, for Kafka,
 # a JDK and Maven, which scripts/kafka-local uses).
 #
-#   make run          demo on the embedded log, in .venv
+#   make run          the server on the embedded log with a demo experiment (http://127.0.0.1:5000)
 #   make test         build the wheel, install it with the test extra in .venv-test, lint, run every test
 #   make dev          editable install with the test and bench extras, in .venv
 #   make lint         build and install the wheel in .venv-test, then ruff and import-linter
@@ -41,7 +41,7 @@ $(VENV)/.installed: $(SOURCES) | $(VENV)/bin/python
 	@touch $@
 
 run: $(VENV)/.installed
-	$(VENV)/bin/ledgerflow demo --home $(DEMO_HOME)
+	$(VENV)/bin/ledgerflow server --home $(DEMO_HOME) --demo
 
 dev: | $(VENV)/bin/python
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[test,bench]"

@@ -21,6 +21,7 @@ from ledgerflow._version import __version__
 
 if TYPE_CHECKING:
     from ledgerflow.ingest.sdk import *  # noqa: F403
+    from ledgerflow.ingest.sdk.query_client import Client, ServerError  # noqa: F401
 
 _SDK_NAMES = frozenset({
     "ActiveRun", "BatchLimitError", "BufferFullError", "ClientClosedError", "Dataset", "DeliveryFailedError",
@@ -32,7 +33,10 @@ _SDK_NAMES = frozenset({
     "set_tracking_uri", "start_run",
 })
 
-__all__ = ["__version__", *sorted(_SDK_NAMES)]
+#: the query client (lf.Client) lives beside the SDK, in its own module
+_QUERY_CLIENT_NAMES = frozenset({"Client", "ServerError"})
+
+__all__ = ["__version__", *sorted(_SDK_NAMES | _QUERY_CLIENT_NAMES)]
 
 
 def __getattr__(name: str) -> Any:
@@ -43,8 +47,14 @@ def __getattr__(name: str) -> Any:
         value = getattr(sdk, name)
         globals()[name] = value
         return value
+    if name in _QUERY_CLIENT_NAMES:
+        import ledgerflow.ingest.sdk.query_client as query_client
+
+        value = getattr(query_client, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'ledgerflow' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _SDK_NAMES)
+    return sorted(set(globals()) | _SDK_NAMES | _QUERY_CLIENT_NAMES)

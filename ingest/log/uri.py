@@ -22,6 +22,7 @@ def open_log(uri: str | None = None, settings: Settings | None = None) -> EventL
 
     ``file:HOME`` (or a bare path) opens the embedded log of data home HOME, in ``HOME/events``.
     ``kafka://HOST:PORT[,HOST:PORT][/TOPIC]`` opens the Kafka topic (default ledgerflow.events).
+    ``http://HOST:PORT`` (or https) writes through a ledgerflow server (append only; docs/server.md).
     """
     settings = settings or Settings.from_env()
     uri = uri or settings.tracking_uri or f"file:{settings.home}"
@@ -39,6 +40,10 @@ def open_log(uri: str | None = None, settings: Settings | None = None) -> EventL
         from ledgerflow.ingest.log.kafka import KafkaLog
 
         return KafkaLog.from_uri(uri, settings)
+    if scheme in ("http", "https"):
+        from ledgerflow.ingest.log.http import HttpLog
+
+        return HttpLog(uri)
     raise ConfigurationError(
-        f"unsupported tracking URI {uri!r}: use file:PATH or kafka://HOST:PORT[/TOPIC]"
+        f"unsupported tracking URI {uri!r}: use file:PATH, kafka://HOST:PORT[/TOPIC] or http://HOST:PORT"
     )

@@ -53,18 +53,16 @@ def experiment_id_for(name: str) -> str:
 
 
 def resolve_tracking_uri(uri: str | os.PathLike[str] | None, settings: Settings) -> str:
-    """The absolute tracking URI: ``file:/abs/path`` or ``kafka://...``; refuses http(s) for now."""
+    """The absolute tracking URI: ``file:/abs/path``, ``kafka://...`` or ``http(s)://HOST:PORT`` (a server)."""
     text = os.fspath(uri) if uri is not None else (settings.tracking_uri or f"file:{settings.home}")
     scheme = urlsplit(text).scheme.lower()
     if scheme in ("http", "https"):
-        raise ConfigurationError(
-            f"tracking URI {text!r}: the ledgerflow tracking server arrives in a later release; "
-            "use file:PATH (the embedded log) or kafka://HOST:PORT[/TOPIC] for now"
-        )
+        return text.rstrip("/")
     if scheme == "kafka":
         return text
     if scheme not in ("", "file"):
-        raise ConfigurationError(f"unsupported tracking URI {text!r}: use file:PATH or kafka://HOST:PORT[/TOPIC]")
+        raise ConfigurationError(f"unsupported tracking URI {text!r}: use file:PATH, kafka://HOST:PORT[/TOPIC] "
+                                 "or http://HOST:PORT")
     path = text[len("file:"):] if text.startswith("file:") else text
     if path.startswith("//"):
         path = urlsplit(text).path

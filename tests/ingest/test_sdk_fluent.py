@@ -170,11 +170,10 @@ def test_tracking_uris(data_home: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert lf.get_tracking_uri() == f"file:{data_home.absolute()}"
     monkeypatch.setenv("LEDGERFLOW_TRACKING_URI", "file:/elsewhere")
     assert lf.get_tracking_uri() == "file:/elsewhere"
-    for uri in ("http://localhost:5000", "https://tracking.example"):
-        with pytest.raises(ConfigurationError, match="server arrives in a later release"):
-            lf.set_tracking_uri(uri)
-        with pytest.raises(ConfigurationError, match="server arrives"):
-            lf.TrackingClient(uri)
+    for uri in ("http://localhost:5000/", "https://tracking.example"):
+        lf.set_tracking_uri(uri)
+        assert lf.get_tracking_uri() == uri.rstrip("/")
+    fluent._reset_for_tests()
     with pytest.raises(ConfigurationError, match="unsupported tracking URI"):
         lf.set_tracking_uri("s3://bucket")
     lf.set_tracking_uri(data_home / "other")
