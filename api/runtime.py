@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from ledgerflow.api.sql import harden_database
 from ledgerflow.ingest.log import EventLog, Position
 from ledgerflow.projector import ProjectionStore, Projector
 
@@ -50,6 +51,7 @@ class Runtime:
         self.read_wait = read_wait
         self.counters = Counters()
         self.store = ProjectionStore(db_path)
+        harden_database(self.store.connection)  # POST /api/v1/sql runs untrusted SELECTs on this database
         self.projector = Projector(log_, self.store)
         self._committed: Position = dict(self.projector.reader.position)
         self._progress = threading.Condition()
@@ -128,6 +130,7 @@ class Runtime:
         try:
             yield cursor
         finally:
+            cursor.abort()  # drop any half-read result, or the next request on this cursor fails
             self._cursors.put(cursor)
 
     def lag(self) -> tuple[int, float]:

@@ -7,7 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from bench import ingest, projector, sdk
+from bench import api, ingest, projector, sdk
 from bench.harness import Figure, write_results
 
 # group -> (function, full-size kwargs, quick kwargs)
@@ -19,6 +19,8 @@ GROUPS = {
     "projector": (projector.projection_figures, {"repetitions": 5, "points": 5_000_000},
                   {"repetitions": 2, "points": 200_000}),
     "projector-rss": (projector.rss_figures, {"points": 50_000_000}, {"points": 500_000}),
+    "api": (api.api_figures, {"runs": 100_000, "history_points": 1_000_000, "repetitions": 30, "freshness_seconds": 30},
+            {"runs": 300, "history_points": 20_000, "repetitions": 5, "freshness_seconds": 3}),
 }
 
 

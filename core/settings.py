@@ -25,6 +25,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LEDGERFLOW_BUFFER_FULL": "What log_metric does when the buffer is full: block (default) or raise.",
     "LEDGERFLOW_FLUSH_INTERVAL": "Seconds between background flushes of the SDK buffer (default 1.0).",
     "LEDGERFLOW_DUCKDB_MEMORY_LIMIT": "DuckDB memory limit of the projector (default 256MB): bounds its RSS.",
+    "LEDGERFLOW_SQL_TIMEOUT": "Seconds one POST /api/v1/sql query may run before it is cancelled (default 10).",
+    "LEDGERFLOW_SQL_MAX_ROWS": "Rows POST /api/v1/sql returns at most; more are reported as truncated (default 100000).",
 }
 
 FSYNC_POLICIES = ("always", "never")
@@ -73,6 +75,8 @@ class Settings:
     buffer_full: str
     flush_interval: float
     duckdb_memory_limit: str
+    sql_timeout: float
+    sql_max_rows: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,4 +92,6 @@ class Settings:
             buffer_full=_choice("LEDGERFLOW_BUFFER_FULL", "block", BUFFER_FULL_POLICIES),
             flush_interval=float(_number("LEDGERFLOW_FLUSH_INTERVAL", 1.0, float, 0.001)),
             duckdb_memory_limit=_env("LEDGERFLOW_DUCKDB_MEMORY_LIMIT") or "256MB",
+            sql_timeout=float(_number("LEDGERFLOW_SQL_TIMEOUT", 10.0, float, 0.001)),
+            sql_max_rows=int(_number("LEDGERFLOW_SQL_MAX_ROWS", 100_000, int, 1)),
         )

@@ -6,7 +6,6 @@ any instant leaves the database at a batch boundary: nothing lost, nothing appli
 
 from __future__ import annotations
 
-import struct
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -195,15 +194,14 @@ class ProjectionStore:
         self._insert(table, rows)
 
     def _insert_metrics(self, batches: list[tuple[str, list[dict[str, Any]]]]) -> None:
-        # Order the batch's chunks by (run, key, first step): each chunk is one event's points of one
-        # series, usually in step order, so this clusters every series without sorting points. It
-        # lets DuckDB delta-encode steps and timestamps: ~7.7 instead of ~11.5 bytes per point.
-        chunks = sorted(
-            ((run_id, series["key"], struct.unpack_from("<q", series["steps"])[0] if series["steps"] else 0, series)
-             for run_id, series_list in batches for series in series_list if series["values"]),
-            key=lambda chunk: chunk[:3])
+        # Group the batch's chunks by (run, key), keeping log order within each series (a stable sort):
+        # one event's points of one series are usually in step order, so every series ends up
+        # contiguous and DuckDB delta-encodes steps and timestamps (~8.6 instead of ~13 bytes per
+        # point), while a series' rows still follow the log, which as-of reads of metrics rely on.
+        chunks = sorted(((run_id, series["key"], series) for run_id, series_list in batches
+                         for series in series_list if series["values"]), key=lambda chunk: chunk[:2])
         runs, keys, steps, timestamps, values = [], [], [], [], []
-        for run_id, key, _, series in chunks:
+        for run_id, key, series in chunks:
             count = len(series["values"]) // 8
             # run and key as dictionary arrays over one shared zero-index buffer: no per-point Python
             indices = pa.Array.from_buffers(pa.int32(), count, [None, _ZEROS]) if count <= 65536 else \
