@@ -133,11 +133,16 @@ class Runtime:
             cursor.abort()  # drop any half-read result, or the next request on this cursor fails
             self._cursors.put(cursor)
 
-    def lag(self) -> tuple[int, float]:
-        """(offsets behind the log end, seconds since the last applied batch when behind)."""
+    def lag(self) -> tuple[int, int, float]:
+        """(offsets behind the log end, events behind, seconds since the last applied batch when behind).
+
+        Kafka offsets count records; the embedded log's are bytes, so its events are counted by
+        hopping over frame headers (capped at 100,000)."""
         end, committed = self.log.end_position(), self.committed_position
         behind = sum(max(0, offset - committed.get(p, 0)) for p, offset in end.items())
-        return behind, (time.time() - self.counters.last_batch_at) if behind else 0.0
+        count_records = getattr(self.log, "count_records", None)
+        events = count_records(committed.get(0, 0), end.get(0, 0)) if count_records and behind else behind
+        return behind, events, (time.time() - self.counters.last_batch_at) if behind else 0.0
 
 
 def _reached(position: Position, target: Position) -> bool:

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
             continue
         for f in produced:
-            print(f"  {f.name}: {f.ledgerflow:,.3f} {f.unit} (min {f.min:,.3f}, max {f.max:,.3f})", flush=True)
+            spread = f" (min {f.min:,.3f}, max {f.max:,.3f})" if f.min is not None and f.max is not None else ""
+            print(f"  {f.name}: {f.ledgerflow:,.3f} {f.unit}{spread}", flush=True)
         figures += produced
     path = write_results(figures, args.out, args.quick)
     print(f"bench: wrote {path} and {path.with_suffix('.md')}")

@@ -19,6 +19,8 @@ def tables_markdown() -> str:
     parts = [HEADER]
     for table in TABLES:
         key = f"primary key ({', '.join(table.key)})" if table.key else "append-only, no key"
+        if table.indexes:
+            key += "; indexed on " + ", ".join(f"({', '.join(cols)})" for cols in table.indexes)
         parts.append(f"\n## `{table.name}`\n\n{table.doc} ({key})\n\n| column | type |\n|---|---|")
         parts += [f"| `{name}` | {kind} |" for name, kind in table.columns]
     return "\n".join(parts) + "\n"

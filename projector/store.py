@@ -54,6 +54,8 @@ class ProjectionStore:
         if not read_only:
             for table in TABLES:
                 self.connection.execute(table.ddl())
+                for statement in table.index_ddl():
+                    self.connection.execute(statement)
         self._rows: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {t: {} for t in CACHED_TABLES}
         self._by_prefix: dict[str, dict[Any, set[tuple[Any, ...]]]] = {t: {} for t in CACHED_TABLES}
 

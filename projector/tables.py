@@ -18,6 +18,9 @@ class Table:
     columns: tuple[tuple[str, str], ...]  # (name, DuckDB type)
     key: tuple[str, ...] = ()  # primary key; empty for append-only tables
     doc: str = ""
+    #: secondary indexes (column tuples): lookups by a prefix of a composite key, e.g. all params
+    #: of a page of runs, cannot use the primary key's index
+    indexes: tuple[tuple[str, ...], ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -28,6 +31,10 @@ class Table:
         if self.key:
             columns.append(f"PRIMARY KEY ({', '.join(self.key)})")
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  " + ",\n  ".join(columns) + "\n)"
+
+    def index_ddl(self) -> list[str]:
+        return [f"CREATE INDEX IF NOT EXISTS {self.name}_by_{'_'.join(cols)} ON {self.name} ({', '.join(cols)})"
+                for cols in self.indexes]
 
 
 _LIFECYCLE = ("lifecycle_stage", "VARCHAR NOT NULL")  # 'active' | 'deleted' (soft delete, restorable)
@@ -54,9 +61,9 @@ TABLES: tuple[Table, ...] = (
         ("deleted_time", "BIGINT"),
     ), ("run_id",), "One row per run, its current status and lifecycle."),
     Table("params", (("run_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL")),
-          ("run_id", "key"), "Run params; immutable once logged."),
+          ("run_id", "key"), "Run params; immutable once logged.", (("run_id",),)),
     Table("tags", (("run_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL")),
-          ("run_id", "key"), "Current run tags."),
+          ("run_id", "key"), "Current run tags.", (("run_id",),)),
     Table("metrics", (
         ("run_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("step", "BIGINT NOT NULL"),
         ("timestamp", "BIGINT NOT NULL"), ("value", "DOUBLE NOT NULL"),
@@ -64,7 +71,8 @@ TABLES: tuple[Table, ...] = (
     Table("latest_metrics", (
         ("run_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("step", "BIGINT NOT NULL"),
         ("timestamp", "BIGINT NOT NULL"), ("value", "DOUBLE NOT NULL"),
-    ), ("run_id", "key"), "Latest point per run and key, as MLflow: highest step, then timestamp, then value."),
+    ), ("run_id", "key"), "Latest point per run and key, as MLflow: highest step, then timestamp, then value.",
+        (("run_id",),)),
     Table("datasets", (
         ("dataset_id", "VARCHAR NOT NULL"), ("name", "VARCHAR NOT NULL"), ("digest", "VARCHAR NOT NULL"),
         ("source_type", "VARCHAR NOT NULL"), ("source", "VARCHAR NOT NULL"), ("schema", "VARCHAR"), ("profile", "VARCHAR"),
@@ -72,7 +80,8 @@ TABLES: tuple[Table, ...] = (
     Table("run_inputs", (
         ("run_id", "VARCHAR NOT NULL"), ("dataset_id", "VARCHAR NOT NULL"), ("context", "VARCHAR NOT NULL"),
         ("tags", "JSON NOT NULL"),
-    ), ("run_id", "dataset_id", "context"), "Which dataset a run used, and how ('' when no context)."),
+    ), ("run_id", "dataset_id", "context"), "Which dataset a run used, and how ('' when no context).",
+        (("run_id",),)),
     Table("artifacts", (
         ("run_id", "VARCHAR NOT NULL"), ("path", "VARCHAR NOT NULL"), ("uri", "VARCHAR NOT NULL"),
         ("size", "BIGINT NOT NULL"), ("sha256", "VARCHAR NOT NULL"), ("logged_at", "TIMESTAMPTZ NOT NULL"),

@@ -20,7 +20,7 @@ def health(runtime: RuntimeDep) -> JSONResponse:
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus text format")
 def metrics(runtime: RuntimeDep) -> str:
-    behind, seconds = runtime.lag()
+    behind, events_behind, seconds = runtime.lag()
     counters = runtime.counters
     lines = [
         "# HELP ledgerflow_ingested_events_total Events accepted by this server's ingest endpoint.",
@@ -38,6 +38,9 @@ def metrics(runtime: RuntimeDep) -> str:
         "# HELP ledgerflow_projector_lag_offsets Log offsets not yet projected (bytes for the embedded log, records for Kafka).",
         "# TYPE ledgerflow_projector_lag_offsets gauge",
         f"ledgerflow_projector_lag_offsets {behind}",
+        "# HELP ledgerflow_projector_lag_events Events in the log not yet projected (counted up to 100,000).",
+        "# TYPE ledgerflow_projector_lag_events gauge",
+        f"ledgerflow_projector_lag_events {events_behind}",
         "# HELP ledgerflow_projector_lag_seconds Seconds since the projector last applied a batch, while it is behind.",
         "# TYPE ledgerflow_projector_lag_seconds gauge",
         f"ledgerflow_projector_lag_seconds {seconds:.3f}",

@@ -13,7 +13,7 @@ def test_health_answers_ok_with_the_projected_position(server) -> None:
 def test_metrics_are_prometheus_text(server) -> None:
     with server.client() as client:
         text = client.get("/metrics").text
-    for name in ("ledgerflow_ingested_points_total", "ledgerflow_projector_lag_offsets",
+    for name in ("ledgerflow_ingested_points_total", "ledgerflow_projector_lag_offsets", "ledgerflow_projector_lag_events",
                  "ledgerflow_projector_lag_seconds", "ledgerflow_dead_letters"):
         assert f"\n{name} " in "\n" + text
 

@@ -208,3 +208,14 @@ def test_a_reader_tailing_a_log_that_another_process_appends_to_sees_every_recor
     log.close()
     assert damaged == []
     assert [tuple(map(int, v.split(b":")[1:3])) for v in seen] == [(b, i) for b in range(300) for i in range(20)]
+
+
+def test_records_between_two_offsets_are_counted_across_segments(tmp_path: Path) -> None:
+    log = FileLog(tmp_path / "events", segment_bytes=1000)
+    positions = [log.append_batch([Entry("run/a", bytes(300))])[0][1] for _ in range(10)]
+    end = log.end_position()[0]
+    assert log.count_records(0, end) == 10
+    assert log.count_records(positions[3], end) == 7
+    assert log.count_records(positions[3], positions[8]) == 5
+    assert log.count_records(0, end, limit=4) == 4
+    log.close()
