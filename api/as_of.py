@@ -22,8 +22,9 @@ from fastapi import Query
 
 from ledgerflow.api.entities import EXPERIMENT_COLUMNS, RUN_INFO_COLUMNS, json_number
 from ledgerflow.api.errors import bad_request
-from ledgerflow.projector.effects import Append, Effect, Put, Rejected, Remove
+from ledgerflow.projector.effects import Put, Rejected
 from ledgerflow.projector.handlers import apply
+from ledgerflow.projector.memory_state import MemoryState
 from ledgerflow.projector.tables import TABLES_BY_NAME
 from ledgerflow.schemas import Event
 
@@ -79,34 +80,16 @@ def time_filter(as_of: datetime | None, column: str = "occurred_at") -> tuple[st
     return f" AND {column} <= make_timestamptz(?::BIGINT)", [micros(as_of)]
 
 
-class ReplayState:
-    """A StateView over dicts, fed by the effects of replayed events (Append rows kept per table)."""
+class ReplayState(MemoryState):
+    """The projector's in-memory state, fed by replayed events; counts what it had to skip."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
-        self.appended: dict[str, list[dict[str, Any]]] = {}
+        super().__init__()
         self.skipped = 0
-
-    def row(self, table: str, key: tuple[Any, ...]) -> dict[str, Any] | None:
-        return self.tables.get(table, {}).get(key)
-
-    def rows(self, table: str, prefix: tuple[Any, ...]) -> list[dict[str, Any]]:
-        found = [(k, r) for k, r in self.tables.get(table, {}).items() if k[:len(prefix)] == prefix]
-        return [r for _, r in sorted(found, key=lambda kr: repr(kr[0]))]
 
     def find(self, table: str, column: str, value: Any) -> list[dict[str, Any]]:
         """Current rows whose ``column`` equals ``value`` (e.g. the versions made from a run)."""
         return [r for r in self.tables.get(table, {}).values() if r.get(column) == value]
-
-    def observe(self, effects: list[Effect]) -> None:
-        for effect in effects:
-            if isinstance(effect, Put):
-                key = tuple(effect.row[c] for c in TABLES_BY_NAME[effect.table].key)
-                self.tables.setdefault(effect.table, {})[key] = effect.row
-            elif isinstance(effect, Remove):
-                self.tables.get(effect.table, {}).pop(effect.key, None)
-            elif isinstance(effect, Append):
-                self.appended.setdefault(effect.table, []).append(effect.row)
 
     def apply_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """Apply ``events`` rows (selected with ENVELOPE_SQL, in log order)."""

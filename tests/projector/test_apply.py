@@ -10,14 +10,14 @@ import pytest
 
 from ledgerflow.projector.effects import AppendMetrics, Rejected
 from ledgerflow.projector.handlers import HANDLERS, apply
+from ledgerflow.projector.memory_state import MemoryState
 from ledgerflow.schemas import default_catalog
 
-from .state_in_memory import InMemoryState
 from .workload import DAY3, Workload, run_id, standard_workload
 
 
-def _applied(workload: Workload) -> InMemoryState:
-    state = InMemoryState()
+def _applied(workload: Workload) -> MemoryState:
+    state = MemoryState()
     for event in workload.events:
         state.observe(apply(event, state))
     return state
@@ -47,7 +47,7 @@ def test_the_standard_workload_builds_the_expected_state() -> None:
 
 def test_metrics_stay_packed_for_bulk_loading() -> None:
     workload = standard_workload(points_per_run=1000)
-    state = InMemoryState()
+    state = MemoryState()
     effects = []
     for event in workload.events:
         produced = apply(event, state)
@@ -57,7 +57,7 @@ def test_metrics_stay_packed_for_bulk_loading() -> None:
     assert len(metrics) == 3 and all(len(m.series) == 2 for m in metrics)
 
 
-def _setup() -> tuple[Workload, InMemoryState]:
+def _setup() -> tuple[Workload, MemoryState]:
     workload = standard_workload(points_per_run=1000)
     return workload, _applied(workload)
 
