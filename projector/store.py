@@ -56,11 +56,16 @@ class ProjectionStore:
                 self.connection.execute(table.ddl())
                 for statement in table.index_ddl():
                     self.connection.execute(statement)
+        self._next_metric_row = self._count_metric_rows()
         self._rows: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {t: {} for t in CACHED_TABLES}
         self._by_prefix: dict[str, dict[Any, set[tuple[Any, ...]]]] = {t: {} for t in CACHED_TABLES}
 
     def close(self) -> None:
         self.connection.close()
+
+    def _count_metric_rows(self) -> int:
+        # metrics is append-only, so its rows are numbered 0..n-1 in insertion order (DuckDB rowids)
+        return self.connection.execute("SELECT count(*) FROM metrics").fetchone()[0]
 
     # ---- bookkeeping -------------------------------------------------------------------------
 
@@ -171,6 +176,7 @@ class ProjectionStore:
             except duckdb.Error:
                 pass
             self.forget()
+            self._next_metric_row = self._count_metric_rows()
             raise ProjectorError(f"writing a batch to {self.path} failed, nothing of it was stored: {e}") from e
         if sum(len(rows) for rows in self._rows.values()) > _MAX_CACHED_ROWS:
             self.forget()
@@ -209,10 +215,21 @@ class ProjectionStore:
         run_codes: dict[str, int] = {}
         key_codes: dict[str, int] = {}
         run_index, key_index = array("i"), array("i")
+        ranges: list[dict[str, Any]] = []
         for run_id, key, series in chunks:
             count = len(series["values"]) // 8
             run_index.extend(array("i", [run_codes.setdefault(run_id, len(run_codes))]) * count)
             key_index.extend(array("i", [key_codes.setdefault(key, len(key_codes))]) * count)
+            steps = array("q")
+            steps.frombytes(series["steps"])
+            first_row = self._next_metric_row + len(run_index) - count
+            if ranges and ranges[-1]["run_id"] == run_id and ranges[-1]["key"] == key:
+                last = ranges[-1]  # chunks of one series are adjacent: one range for all of them
+                last["row_count"] += count
+                last["min_step"], last["max_step"] = min(last["min_step"], min(steps)), max(last["max_step"], max(steps))
+            else:
+                ranges.append({"run_id": run_id, "key": key, "first_row": first_row, "row_count": count,
+                               "min_step": min(steps), "max_step": max(steps)})
         total = len(run_index)
 
         def column(name: str, kind: pa.DataType) -> pa.Array:
@@ -227,6 +244,8 @@ class ProjectionStore:
                           names=["run_id", "key", "step", "timestamp", "value"])
         view = self._register("_new_points", points)
         self.connection.execute(f"INSERT INTO metrics SELECT * FROM {view}")
+        self._insert(TABLES_BY_NAME["projector_metric_ranges"], ranges)
+        self._next_metric_row += total
         self.connection.execute(f"""
             INSERT INTO latest_metrics
             SELECT run_id, key,

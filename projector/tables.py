@@ -118,6 +118,12 @@ TABLES: tuple[Table, ...] = (
     ), (), "Records the projector could not apply, with why; good events around them are applied."),
     Table("projector_positions", (("log_partition", "INTEGER NOT NULL"), ("next_offset", "BIGINT NOT NULL")),
           ("log_partition",), "Next offset to read per partition, committed with the rows it produced."),
+    Table("projector_metric_ranges", (
+        ("run_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("first_row", "BIGINT NOT NULL"),
+        ("row_count", "BIGINT NOT NULL"), ("min_step", "BIGINT NOT NULL"), ("max_step", "BIGINT NOT NULL"),
+    ), (), "Where each series' points sit in metrics (rowid ranges; metrics is append-only), so a series "
+           "is read without scanning the table. Physical layout, not state: excluded from checksums.",
+        (("run_id",),)),
     Table("projector_meta", (("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL")), ("key",),
           "The log this database projects, state version, and replay bounds."),
 )

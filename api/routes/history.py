@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from ledgerflow.api.deps import Cursor
 from ledgerflow.api.entities import json_number
 from ledgerflow.api.errors import bad_request, not_found
+from ledgerflow.api.series import rowid_predicate
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
 
@@ -28,7 +29,7 @@ _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 _HISTORY_SQL = """
 WITH series AS MATERIALIZED (
     SELECT step, timestamp, value FROM metrics
-    WHERE run_id = $1 AND key = $2 AND step >= $3 AND step <= $4),
+    WHERE {rows} AND run_id = $1 AND key = $2 AND step >= $3 AND step <= $4),
 stats AS (SELECT min(step) AS lo, max(step) AS hi, count(*) AS n FROM series),
 raw AS (
     SELECT s.step, s.timestamp, s.value FROM series s, stats WHERE stats.n <= $5),
@@ -70,7 +71,8 @@ def metric_history(
         raise bad_request(f"start_step {low} is after end_step {high}")
     if cursor.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone() is None:
         raise not_found(f"run {run_id!r}")
-    rows = cursor.execute(_HISTORY_SQL, [run_id, key, low, high, max_points, max_points // 2]).fetchall()
+    sql = _HISTORY_SQL.replace("{rows}", rowid_predicate(cursor, [run_id], [key]))
+    rows = cursor.execute(sql, [run_id, key, low, high, max_points, max_points // 2]).fetchall()
     total = rows[0][3] if rows else 0
     points: list[dict[str, Any]] = [{"step": step, "timestamp": timestamp, "value": json_number(value)}
                                     for step, timestamp, value, _ in rows]

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledgerflow.api.deps import Cursor
+from ledgerflow.api.responses import FastJSONResponse
 from ledgerflow.api.search.compare import DEFAULT_MAX_POINTS, MAX_COMPARE_RUNS, MAX_POINTS, compare_runs
 from ledgerflow.api.search.query import DEFAULT_MAX_RESULTS, MAX_RESULTS, search_experiments, search_runs
 
@@ -44,9 +45,9 @@ class CompareRunsRequest(BaseModel):
 
 
 @router.post("/runs/search", summary="Search runs with an MLflow filter, order and page token")
-def post_search_runs(body: SearchRunsRequest, cursor: Cursor) -> dict[str, Any]:
-    return search_runs(cursor, experiment_ids=body.experiment_ids, filter_string=body.filter, order_by=body.order_by,
-                       max_results=body.max_results, page_token=body.page_token, run_view_type=body.run_view_type)
+def post_search_runs(body: SearchRunsRequest, cursor: Cursor) -> FastJSONResponse:
+    return FastJSONResponse(search_runs(cursor, experiment_ids=body.experiment_ids, filter_string=body.filter, order_by=body.order_by,
+                       max_results=body.max_results, page_token=body.page_token, run_view_type=body.run_view_type))
 
 
 @router.get("/experiments/search", summary="Search experiments with an MLflow filter, order and page token")
@@ -64,5 +65,5 @@ def get_search_experiments(
 
 
 @router.post("/runs/compare", summary="Runs side by side: params diff, latest metrics, aligned series")
-def post_compare_runs(body: CompareRunsRequest, cursor: Cursor) -> dict[str, Any]:
-    return compare_runs(cursor, body.run_ids, body.metric_keys, body.max_points)
+def post_compare_runs(body: CompareRunsRequest, cursor: Cursor) -> FastJSONResponse:
+    return FastJSONResponse(compare_runs(cursor, body.run_ids, body.metric_keys, body.max_points))

@@ -15,6 +15,7 @@ import duckdb
 
 from ledgerflow.api.entities import json_number, load_runs
 from ledgerflow.api.errors import ApiError
+from ledgerflow.api.series import rowid_predicate
 from ledgerflow.errors import InvalidInputError
 
 MAX_COMPARE_RUNS = 100
@@ -25,7 +26,7 @@ MAX_POINTS = 10_000
 _SERIES_SQL = """
 WITH pts AS (
   SELECT run_id, key, step, value FROM metrics
-  WHERE run_id IN ({run_placeholders}) AND key IN ({key_placeholders})
+  WHERE {rows} AND run_id IN ({run_placeholders}) AND key IN ({key_placeholders})
 ), bounds AS (
   SELECT key, min(step) AS lo, max(step) AS hi, count(DISTINCT step) AS n FROM pts GROUP BY key
 ), bucketed AS (
@@ -88,11 +89,12 @@ def _series(cursor: duckdb.DuckDBPyConnection, run_ids: list[str], keys: list[st
     if not keys:
         return []
     buckets = max_points // 2
-    # an expanded IN list (not unnest) lets DuckDB prune row groups by their run_id and key statistics
+    # the series' rowid ranges let DuckDB read only their points (api/series.py)
     params: dict[str, Any] = {"run_ids": run_ids, "max_points": max_points, "buckets": buckets}
     params.update({f"r{i}": run_id for i, run_id in enumerate(run_ids)})
     params.update({f"k{i}": key for i, key in enumerate(keys)})
-    sql = _SERIES_SQL.format(run_placeholders=", ".join(f"$r{i}" for i in range(len(run_ids))),
+    sql = _SERIES_SQL.format(rows=rowid_predicate(cursor, run_ids, keys),
+                             run_placeholders=", ".join(f"$r{i}" for i in range(len(run_ids))),
                              key_placeholders=", ".join(f"$k{i}" for i in range(len(keys))))
     rows = cursor.execute(sql, params).fetchall()
     series: dict[str, dict[str, Any]] = {

@@ -213,3 +213,20 @@ def test_events_written_with_an_old_schema_version_are_projected(any_log: EventL
     _project(any_log, db)
     assert _query(db, "SELECT name, digest, profile FROM datasets") == [("iris", "abc", None)]
     assert _query(db, "SELECT schema_version FROM events WHERE event_type = 'DatasetInputLogged'") == [(1,)]
+
+
+def test_metric_ranges_point_exactly_at_each_series_rows(any_log: EventLog, tmp_path: Path) -> None:
+    """The directory the API reads series through: every range covers only its series, and all of it."""
+    any_log.append_batch(standard_workload().entries())
+    any_log.append_batch(standard_workload(seed=1).entries())
+    db = tmp_path / "state.duckdb"
+    _project(any_log, db, batch_records=7)  # many small batches: series spread over many ranges
+    mismatched = _query(db, """
+        SELECT r.run_id, r.key, r.first_row, r.row_count, count(m.rowid), count(*) FILTER (WHERE m.run_id = r.run_id
+               AND m.key = r.key AND m.step BETWEEN r.min_step AND r.max_step)
+        FROM projector_metric_ranges r JOIN metrics m ON m.rowid BETWEEN r.first_row AND r.first_row + r.row_count - 1
+        GROUP BY ALL HAVING count(m.rowid) != r.row_count OR count(*) FILTER (WHERE m.run_id = r.run_id
+               AND m.key = r.key AND m.step BETWEEN r.min_step AND r.max_step) != r.row_count""")
+    assert mismatched == []
+    covered = _query(db, "SELECT sum(row_count) FROM projector_metric_ranges")[0][0]
+    assert covered == _query(db, "SELECT count(*) FROM metrics")[0][0] == 2 * 3 * 3000 * 2
