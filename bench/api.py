@@ -71,15 +71,18 @@ class Server:
     def __init__(self, home: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # stderr to a file, never an unread pipe: a chatty server would block once the pipe filled
+        self.log_path = home / "server.log"
+        self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen([sys.executable, "-m", "ledgerflow", "server", "--home", str(home),
-                                         "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                         "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=self._log)
         self.http = httpx.Client(base_url=self.url, timeout=600)
 
     def wait_ready(self, timeout: float = 3600) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
                 if self.http.get("/health").status_code == 200:
                     return
@@ -95,6 +98,7 @@ class Server:
             self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        self._log.close()
 
 
 def _latency_ms(send, repetitions: int) -> tuple[float, float, float, list[float]]:

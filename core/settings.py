@@ -24,7 +24,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LEDGERFLOW_BUFFER_MAX_POINTS": "SDK metric buffer bound, in points (default 1000000).",
     "LEDGERFLOW_BUFFER_FULL": "What log_metric does when the buffer is full: block (default) or raise.",
     "LEDGERFLOW_FLUSH_INTERVAL": "Seconds between background flushes of the SDK buffer (default 1.0).",
-    "LEDGERFLOW_DUCKDB_MEMORY_LIMIT": "DuckDB memory limit of the projector (default 256MB): bounds its RSS.",
+    "LEDGERFLOW_DUCKDB_MEMORY_LIMIT": "DuckDB memory limit of the projector (default 256MB): bounds its RSS; raise it for registries of many runs (DuckDB keeps their indexes in it).",
     "LEDGERFLOW_SQL_TIMEOUT": "Seconds one POST /api/v1/sql query may run before it is cancelled (default 10).",
     "LEDGERFLOW_SQL_MAX_ROWS": "Rows POST /api/v1/sql returns at most; more are reported as truncated (default 100000).",
 }
