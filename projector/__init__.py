@@ -23,6 +23,7 @@ _EXPORTS = {
     "Totals": "ledgerflow.projector.runner",
     "ProjectionStore": "ledgerflow.projector.store",
     "table_checksums": "ledgerflow.projector.store",
+    "database_checksums": "ledgerflow.projector.store",
     "TABLES": "ledgerflow.projector.tables",
 }
 __all__ = sorted(_EXPORTS)

@@ -259,6 +259,15 @@ class ProjectionStore:
         self.connection.unregister(view)
 
 
+def database_checksums(path: str | Path) -> dict[str, dict[str, Any]]:
+    """``table_checksums`` of a database file, opened read-only."""
+    connection = duckdb.connect(str(path), read_only=True)
+    try:
+        return table_checksums(connection)
+    finally:
+        connection.close()
+
+
 def table_checksums(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     """Per state table: row count and an order-independent content hash (sum of row hashes mod 2^64)."""
     result = {}

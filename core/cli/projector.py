@@ -136,17 +136,11 @@ def _progress_bar(log: EventLog):
 
 
 def _checksum(args: argparse.Namespace) -> int:
-    import duckdb
-
-    from ledgerflow.projector import table_checksums
+    from ledgerflow.projector import database_checksums
 
     if not args.db.exists():
         raise InvalidInputError(f"no database at {args.db}")
-    connection = duckdb.connect(str(args.db), read_only=True)
-    try:
-        sums = table_checksums(connection)
-    finally:
-        connection.close()
+    sums = database_checksums(args.db)
     overall = hashlib.sha256(json.dumps(sums, sort_keys=True).encode()).hexdigest()[:16]
     if args.json:
         json.dump({"tables": sums, "overall": overall}, sys.stdout, indent=2)

@@ -1,59 +1,13 @@
-"""A real ledgerflow server (uvicorn on loopback) over a temp data home, for the API tests."""
+"""Fixtures for the API tests: a real server, on the embedded log and on Kafka."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 
-from ledgerflow.api.app import create_app
-from ledgerflow.api.runtime import Runtime
-from ledgerflow.ingest.log import EventLog, open_log
-
-
-@dataclass
-class RunningServer:
-    url: str
-    runtime: Runtime
-    log_uri: str
-    home: Path
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(log: EventLog, log_uri: str, home: Path) -> tuple[RunningServer, uvicorn.Server, threading.Thread]:
-    runtime = Runtime(log, home / "state.duckdb")
-    runtime.start()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    else:
-        raise RuntimeError("the test server did not become healthy within 60 s")
-    return RunningServer(url, runtime, log_uri, home), server, thread
+from tests.api.serving import RunningServer, log_uri_for, serving
 
 
 @pytest.fixture(params=["embedded", "kafka"])
@@ -61,16 +15,8 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningSe
     """A running server, once on the embedded log and once on the real Kafka broker."""
     home = tmp_path / "home"
     home.mkdir()
-    if request.param == "embedded":
-        uri = f"file:{home}"
-    else:
-        topic = request.getfixturevalue("kafka_topic")(partitions=3)
-        uri = f"kafka://{request.getfixturevalue('kafka_bootstrap')}/{topic}"
-    running, uvicorn_server, thread = start_server(open_log(uri), uri, home)
-    yield running
-    uvicorn_server.should_exit = True
-    thread.join(timeout=30)
-    running.runtime.stop()
+    with serving(log_uri_for(request, home), home) as running:
+        yield running
 
 
 @pytest.fixture
@@ -78,9 +24,5 @@ def embedded_server(tmp_path: Path) -> Iterator[RunningServer]:
     """A running server on the embedded log only (for tests that do not depend on the backend)."""
     home = tmp_path / "home"
     home.mkdir()
-    uri = f"file:{home}"
-    running, uvicorn_server, thread = start_server(open_log(uri), uri, home)
-    yield running
-    uvicorn_server.should_exit = True
-    thread.join(timeout=30)
-    running.runtime.stop()
+    with serving(f"file:{home}", home) as running:
+        yield running

@@ -13,8 +13,7 @@ import pytest
 
 from ledgerflow.ingest.log import open_log
 from ledgerflow.schemas import Event, decode, encode, make_envelope, pack_series
-
-from .conftest import RunningServer, start_server
+from tests.api.serving import RunningServer, start_server
 
 AVRO = "application/vnd.ledgerflow.events+avro"
 

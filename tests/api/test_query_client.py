@@ -14,8 +14,8 @@ import ledgerflow as lf
 from ledgerflow.errors import ConfigurationError
 from ledgerflow.ingest.log import Entry, open_log
 from ledgerflow.schemas import Event, make_envelope
+from tests.api.serving import RunningServer
 
-from .conftest import RunningServer
 from .test_ingest import avro_event, run_events
 
 

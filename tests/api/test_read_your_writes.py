@@ -23,8 +23,8 @@ import ledgerflow as lf
 from ledgerflow.api.app import create_app
 from ledgerflow.api.runtime import Runtime
 from ledgerflow.ingest.log import open_log
+from tests.api.serving import RunningServer, free_port
 
-from .conftest import RunningServer, _free_port
 from .test_ingest import run_events
 
 
@@ -104,7 +104,7 @@ def test_a_projection_that_does_not_catch_up_answers_503_after_the_bounded_wait(
     else:
         uri = f"kafka://{request.getfixturevalue('kafka_bootstrap')}/{request.getfixturevalue('kafka_topic')(3)}"
     runtime = Runtime(open_log(uri), home / "state.duckdb", read_wait=0.3)  # projector not started (yet)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -27,9 +27,8 @@ from ledgerflow.api.sql import HARDENING, harden_database
 from ledgerflow.ingest.log import open_log
 from ledgerflow.projector import table_checksums
 from ledgerflow.settings import Settings
+from tests.api.serving import RunningServer, start_server
 from tests.projector.workload import run_id, standard_workload
-
-from .conftest import RunningServer, start_server
 
 POINTS = 50
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -20,12 +19,7 @@ from ledgerflow.ingest.log import DeliveryError, Entry, LogError, LogUnavailable
 from ledgerflow.ingest.log.file import FileLog
 from ledgerflow.ingest.log.http import MAX_REQUEST_EVENTS, HttpLog, _chunks
 from ledgerflow.schemas import Event, decode, encode, make_envelope
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.api.serving import free_port, log_uri_for, serving
 
 
 @pytest.fixture(params=["embedded", "kafka"])
@@ -33,24 +27,8 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
     """(server URL, the server's own log URI, its runtime) of a real server on loopback."""
     home = tmp_path / "server-home"
     home.mkdir()
-    if request.param == "embedded":
-        uri = f"file:{home}"
-    else:
-        topic = request.getfixturevalue("kafka_topic")(partitions=3)
-        uri = f"kafka://{request.getfixturevalue('kafka_bootstrap')}/{topic}"
-    runtime = Runtime(open_log(uri), home / "state.duckdb")
-    runtime.start()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", uri, runtime
-    server.should_exit = True
-    thread.join(timeout=30)
-    runtime.stop()
+    with serving(log_uri_for(request, home), home) as running:
+        yield running.url, running.log_uri, running.runtime
 
 
 def _entries(n: int, run_id: str | None = None) -> list[Entry]:
@@ -100,7 +78,7 @@ def test_reading_over_http_is_refused(served: tuple[str, str, Runtime]) -> None:
 
 
 def test_an_unreachable_server_raises_log_unavailable() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with HttpLog(url, timeout=5) as log:
         with pytest.raises(LogUnavailableError, match=f"cannot reach the ledgerflow server at {url}"):
             log.append_batch(_entries(1))
@@ -153,7 +131,7 @@ def test_the_sdk_logs_through_the_server(served: tuple[str, str, Runtime], data_
 
 def test_a_delivery_failure_surfaces_in_the_sdk_and_is_retried(tmp_path: Path, data_home: Path) -> None:
     """Server down: flush raises DeliveryFailedError; once a server answers, the kept batch is delivered."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     client = lf.TrackingClient(url, flush_interval=60)
     run = client.create_run("0", run_name="waiting")

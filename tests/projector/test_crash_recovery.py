@@ -15,11 +15,10 @@ import time
 import uuid
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from ledgerflow.ingest.log import open_log
-from ledgerflow.projector import replay, table_checksums
+from ledgerflow.projector import database_checksums, replay
 
 KILLS = 22
 SEEDS = 10
@@ -38,13 +37,6 @@ log.close()
 print("producer done", flush=True)
 """
 
-
-def _checksums(db: Path) -> dict:
-    connection = duckdb.connect(str(db), read_only=True)
-    try:
-        return table_checksums(connection)
-    finally:
-        connection.close()
 
 
 def _projector(uri: str, db: Path, *extra: str) -> subprocess.Popen:
@@ -81,7 +73,7 @@ def _crash_loop(uri: str, tmp_path: Path) -> None:
     finally:
         log.close()
     assert totals.dead_letters == 0
-    live, reference = _checksums(db), _checksums(clean)
+    live, reference = database_checksums(db), database_checksums(clean)
     assert live["metrics"]["rows"] == SEEDS * 3 * 20000 * 2
     assert live["dead_letters"]["rows"] == 0, "an event was applied twice or lost its context"
     assert live == reference

@@ -13,7 +13,7 @@ from fastavro import schemaless_writer
 
 from ledgerflow.ingest.log import Entry, EventLog
 from ledgerflow.ingest.log.file import FileLog
-from ledgerflow.projector import ProjectionStore, Projector, WrongLogError, replay, table_checksums
+from ledgerflow.projector import ProjectionStore, Projector, WrongLogError, database_checksums, replay
 from ledgerflow.schemas import MARKER, default_catalog, encode
 
 from .workload import DAY1, DAY2, DAY3, Workload, run_id, standard_workload
@@ -38,13 +38,6 @@ def _project(log: EventLog, db: Path, batch_records: int = 1000) -> Projector:
     store.close()
     return projector
 
-
-def _checksums(db: Path) -> dict:
-    connection = duckdb.connect(str(db), read_only=True)
-    try:
-        return table_checksums(connection)
-    finally:
-        connection.close()
 
 
 def _query(db: Path, sql: str) -> list[tuple]:
@@ -124,7 +117,7 @@ def test_poison_events_go_to_dead_letters_and_good_ones_around_them_apply(backen
     clean_log.append_batch(good)
     clean = tmp_path / "clean.duckdb"
     _project(clean_log, clean)
-    dirty, reference = _checksums(db), _checksums(clean)
+    dirty, reference = database_checksums(db), database_checksums(clean)
     for table in reference:  # the same content as a clean log, whichever backend carried it
         if table not in ("events", "dead_letters"):
             assert dirty[table] == reference[table], table
@@ -138,7 +131,7 @@ def test_replay_is_deterministic_whatever_the_batch_size(any_log: EventLog, tmp_
     replay(any_log, first)
     replay(any_log, second)
     _project(any_log, small, batch_records=3)
-    assert _checksums(first) == _checksums(second) == _checksums(small)
+    assert database_checksums(first) == database_checksums(second) == database_checksums(small)
 
 
 def test_the_projector_resumes_where_it_stopped_and_applies_nothing_twice(any_log: EventLog, tmp_path: Path) -> None:
@@ -150,7 +143,7 @@ def test_the_projector_resumes_where_it_stopped_and_applies_nothing_twice(any_lo
         _project(any_log, db, batch_records=4)  # a new projector process each time
     full = tmp_path / "full.duckdb"
     replay(any_log, full)
-    assert _checksums(db) == _checksums(full)
+    assert database_checksums(db) == database_checksums(full)
 
 
 @pytest.mark.parametrize(
