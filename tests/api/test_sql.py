@@ -26,7 +26,6 @@ import pytest
 from ledgerflow.api.sql import HARDENING, harden_database
 from ledgerflow.ingest.log import open_log
 from ledgerflow.projector import table_checksums
-from ledgerflow.settings import Settings
 from tests.api.serving import RunningServer, start_server
 from tests.projector.workload import run_id, standard_workload
 
@@ -355,8 +354,6 @@ def test_an_error_after_the_first_rows_is_a_400(sandbox: Sandbox) -> None:
     assert "Could not convert string 'x100001'" in response.json()["message"]
 
 
-@pytest.mark.skipif(not hasattr(Settings, "__dataclass_fields__") or "sql_max_rows" not in Settings.__dataclass_fields__,
-                    reason="core/settings.py does not read LEDGERFLOW_SQL_MAX_ROWS / LEDGERFLOW_SQL_TIMEOUT yet")
 def test_the_server_limits_come_from_the_environment(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEDGERFLOW_SQL_MAX_ROWS", "5")
     monkeypatch.setenv("LEDGERFLOW_SQL_TIMEOUT", "0.3")
