@@ -7,6 +7,7 @@ import importlib
 from fastapi import FastAPI
 
 from ledgerflow._version import __version__
+from ledgerflow.api import mlflow as mlflow_api
 from ledgerflow.api.errors import install_error_handlers
 from ledgerflow.api.runtime import Runtime
 
@@ -25,4 +26,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     for name in ROUTE_MODULES:
         app.include_router(importlib.import_module(f"ledgerflow.api.routes.{name}").router)
+    mlflow_api.install(app)
     return app

@@ -45,9 +45,12 @@ class ProjectionLagError(Exception):
 class Runtime:
     """Owns the log, the projection database and the projector thread of one server process."""
 
-    def __init__(self, log_: EventLog, db_path: Path, *, read_wait: float = 5.0) -> None:
+    def __init__(self, log_: EventLog, db_path: Path, *, read_wait: float = 5.0,
+                 artifact_root: Path | None = None) -> None:
         self.log = log_
         self.db_path = db_path
+        #: the proxied artifact store (MLflow's mlflow-artifacts API); defaults beside the database
+        self.artifact_root = artifact_root if artifact_root is not None else db_path.parent / "artifacts"
         self.read_wait = read_wait
         self.counters = Counters()
         self.store = ProjectionStore(db_path)

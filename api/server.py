@@ -55,7 +55,8 @@ def plan(home: str | Path | None = None, kafka: str | None = None, topic: str | 
 def build(server_plan: ServerPlan, *, read_wait: float = 5.0) -> tuple[Runtime, FastAPI]:
     """Open the log and the projection, start the projector thread, and create the app on top."""
     server_plan.home.mkdir(parents=True, exist_ok=True)
-    runtime = Runtime(open_log(server_plan.log_uri), server_plan.db_path, read_wait=read_wait)
+    runtime = Runtime(open_log(server_plan.log_uri), server_plan.db_path, read_wait=read_wait,
+                      artifact_root=server_plan.home / "artifacts")
     runtime.start()
     return runtime, create_app(runtime)
 

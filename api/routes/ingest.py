@@ -13,7 +13,6 @@ import copy
 import json
 import math
 import struct
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -26,7 +25,8 @@ from fastapi.concurrency import run_in_threadpool
 from ledgerflow.api.deps import RuntimeDep
 from ledgerflow.api.errors import ApiError, bad_request
 from ledgerflow.api.runtime import Runtime
-from ledgerflow.ingest.log import Entry, LogError, Position, RecordTooLargeError
+from ledgerflow.api.writes import Producer, append_entries, entity_key_of, producer_of
+from ledgerflow.ingest.log import Entry, LogError
 from ledgerflow.schemas import (
     Event,
     EventDecodeError,
@@ -50,47 +50,11 @@ _FRAME = struct.Struct("<I")
 _FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-class _Producer:
-    """The server as a producer: one producer id per process, sequence numbers under a lock."""
-
-    def __init__(self) -> None:
-        self.producer_id = f"server-{uuid.uuid4().hex}"
-        self.lock = threading.Lock()
-        self.sequence = 0
-
-    def take(self, count: int) -> int:
-        with self.lock:
-            first, self.sequence = self.sequence, self.sequence + count
-            return first
-
-
-_producer_lock = threading.Lock()
-
-
-def _producer_of(request: Request) -> _Producer:
-    with _producer_lock:
-        producer = getattr(request.app.state, "ingest_producer", None)
-        if producer is None:
-            producer = request.app.state.ingest_producer = _Producer()
-        return producer
-
-
 class _Invalid(Exception):
     """One event of a batch is invalid; carries its index for the 400 message."""
 
     def __init__(self, index: int, message: str) -> None:
         super().__init__(f"event {index}: {message}")
-
-
-def entity_key_of(event_type: str, body: dict[str, Any]) -> str:
-    """The ordering key docs/consistency.md assigns to an event: experiment/<id>, run/<id> or registry."""
-    if event_type.startswith(("RegisteredModel", "ModelVersion")):
-        return "registry"
-    field = "experiment_id" if event_type.startswith("Experiment") else "run_id"
-    value = body.get(field)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{event_type} needs {field} (a non-empty string)")
-    return f"{field.split('_')[0]}/{value}"
 
 
 # ---- JSON -------------------------------------------------------------------------------------
@@ -156,7 +120,7 @@ def _json_series(raw: Any) -> list[dict[str, Any]]:
     return packed
 
 
-def _json_events(body: Any, actor: str, producer: _Producer) -> list[tuple[Entry, int]]:
+def _json_events(body: Any, actor: str, producer: Producer) -> list[tuple[Entry, int]]:
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         raise bad_request('the body must be a JSON object {"events": [{"type", "fields", "envelope"?}, ...]}')
     extra = set(body) - {"events", "actor"}
@@ -268,30 +232,12 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _append(runtime: Runtime, events: list[tuple[Entry, int]]) -> dict[str, Any]:
-    if not events:
-        raise bad_request("the batch holds no events")
-    try:
-        positions = runtime.log.append_batch([entry for entry, _ in events])
-        end: Position = runtime.log.end_position()
-    except RecordTooLargeError as e:
-        raise ApiError(413, "REQUEST_TOO_LARGE", f"the log refused the batch, nothing was appended: {e}") from None
-    except LogError as e:
-        raise ApiError(503, "TEMPORARILY_UNAVAILABLE",
-                       f"the event log cannot take the write, nothing is acknowledged; retry: {e}") from None
-    counters = runtime.counters
-    with _producer_lock:
-        counters.ingested_events += len(events)
-        counters.ingested_points += sum(points for _, points in events)
-    return {"positions": [[p, o] for p, o in positions], "end_position": {str(p): o for p, o in end.items()}}
-
-
 def _ingest(runtime: Runtime, parse: Callable[[], list[tuple[Entry, int]]]) -> dict[str, Any]:
     try:
         events = parse()
     except _Invalid as e:
         raise bad_request(f"nothing was appended: {e}") from None
-    return _append(runtime, events)
+    return append_entries(runtime, events)
 
 
 _OPENAPI = {
@@ -329,7 +275,7 @@ _OPENAPI = {
 async def post_events(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     body = await _read_body(request)
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    producer = _producer_of(request)
+    producer = producer_of(request)
     if content_type == AVRO_CONTENT_TYPE:
         return await run_in_threadpool(_ingest, runtime, lambda: _avro_events(body))
     if content_type not in ("application/json", "") and not content_type.endswith("+json"):

@@ -36,7 +36,7 @@ def free_port() -> int:
 
 
 def start_server(log: EventLog, log_uri: str, home: Path) -> tuple[RunningServer, uvicorn.Server, threading.Thread]:
-    runtime = Runtime(log, home / "state.duckdb")
+    runtime = Runtime(log, home / "state.duckdb", artifact_root=home / "artifacts")
     runtime.start()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning"))

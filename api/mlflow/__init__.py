@@ -1,0 +1,32 @@
+"""MLflow's REST API, served from the event log and the projection.
+
+An unmodified ``mlflow`` client pointed at ``ledgerflow server`` (MLFLOW_TRACKING_URI=http://host:port)
+works unchanged: every MLflow write becomes events appended to the log (audited, replayable, visible
+to SQL), every read is answered from the DuckDB projection. Modules by MLflow service:
+
+- ``tracking``: experiments, runs, metrics, params, tags, inputs, run search, metric history;
+- ``registry``: registered models, model versions, aliases, stages;
+- ``logged_models``: MLflow 3 logged models and run outputs;
+- ``artifacts``: the proxied artifact API (``mlflow-artifacts``) over a local store.
+
+``protocol`` holds what they share: request field parsing and MLflow's error codes. ledgerflow never
+imports the ``mlflow`` package; its wire format is matched from the protocol, and checked by tests
+that drive the real client.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from fastapi import FastAPI
+
+#: each module exposes ``router`` (paths relative to the service root) and ``PREFIXES``
+MLFLOW_MODULES = ("tracking", "registry", "logged_models", "artifacts")
+
+
+def install(app: FastAPI) -> None:
+    """Mount every MLflow service router under each of its prefixes (REST and the UI's ajax-api)."""
+    for name in MLFLOW_MODULES:
+        module = importlib.import_module(f"ledgerflow.api.mlflow.{name}")
+        for prefix in module.PREFIXES:
+            app.include_router(module.router, prefix=prefix, include_in_schema=prefix.startswith("/api/"))
