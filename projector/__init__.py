@@ -18,6 +18,7 @@ _EXPORTS = {
     "Rejected": "ledgerflow.projector.effects",
     "ProjectorError": "ledgerflow.projector.errors",
     "WrongLogError": "ledgerflow.projector.errors",
+    "StaleProjectionError": "ledgerflow.projector.errors",
     "replay": "ledgerflow.projector.rebuild",
     "Projector": "ledgerflow.projector.runner",
     "Totals": "ledgerflow.projector.runner",

@@ -11,3 +11,7 @@ class ProjectorError(LedgerflowError):
 
 class WrongLogError(ConfigurationError):
     """The database was built from a different log, or is a time-travel snapshot that must not advance."""
+
+
+class StaleProjectionError(ConfigurationError):
+    """The database was built by a ledgerflow whose tables differ (STATE_VERSION); rebuild it from the log."""

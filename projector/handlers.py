@@ -265,8 +265,17 @@ def _model_created(event: Event, state: StateView) -> list[Effect]:
         raise Rejected(f"registered model {body['name']!r} already exists")
     row = {"name": body["name"], "description": body["description"], "lifecycle_stage": "active",
            "creation_time": _at(event), "last_updated_time": _at(event)}
-    stale = [Remove("registered_model_tags", (t["name"], t["key"])) for t in state.rows("registered_model_tags", (body["name"],))]
+    stale = _leftovers_of_deleted_model(state, body["name"])
     return [*stale, Put("registered_models", row), *_tags("registered_model_tags", {"name": body["name"]}, body["tags"])]
+
+
+_MODEL_CHILD_TABLES = ("registered_model_tags", "model_versions", "model_version_tags", "model_aliases")
+
+
+def _leftovers_of_deleted_model(state: StateView, name: str) -> list[Effect]:
+    """Rows a deleted model left under its name: a model created (or renamed) onto that name starts
+    clean, with version numbers from 1 again, as MLflow deletes a model with its versions."""
+    return [Remove(table, _key_of(table, child)) for table in _MODEL_CHILD_TABLES for child in state.rows(table, (name,))]
 
 
 def _model_touched(event: Event, row: dict[str, Any], **changes: Any) -> Put:
@@ -280,11 +289,15 @@ def _model_renamed(event: Event, state: StateView) -> list[Effect]:
     taken = state.row("registered_models", (new,))
     if taken is not None and taken["lifecycle_stage"] == "active":
         raise Rejected(f"cannot rename {old!r}: registered model {new!r} already exists")
-    effects: list[Effect] = [Remove("registered_models", (old,)), _model_touched(event, row, name=new)]
-    for table in ("registered_model_tags", "model_versions", "model_version_tags", "model_aliases"):
+    effects: list[Effect] = [*_leftovers_of_deleted_model(state, new), Remove("registered_models", (old,)),
+                             _model_touched(event, row, name=new)]
+    for table in _MODEL_CHILD_TABLES:
         for child in state.rows(table, (old,)):
             table_key = _key_of(table, child)
-            effects += [Remove(table, table_key), Put(table, {**child, "name": new})]
+            moved = {**child, "name": new}
+            if table == "model_versions" and child["lifecycle_stage"] == "active":
+                moved["last_updated_time"] = _at(event)  # MLflow stamps every version with the rename
+            effects += [Remove(table, table_key), Put(table, moved)]
     return effects
 
 
@@ -333,13 +346,18 @@ def _version_created(event: Event, state: StateView) -> list[Effect]:
         raise Rejected(f"model version {body['name']!r} v{body['version']} already exists")
     row = {"name": body["name"], "version": body["version"], "source": body["source"], "run_id": body["run_id"],
            "artifact_uri": body["artifact_uri"], "signature": body["signature"], "description": body["description"],
-           "stage": "NONE", "lifecycle_stage": "active", "creation_time": _at(event), "last_updated_time": _at(event)}
+           "stage": "NONE", "lifecycle_stage": "active", "creation_time": _at(event), "last_updated_time": _at(event),
+           "model_id": body.get("model_id"), "run_link": body.get("run_link")}  # v2 fields: v1 audit payloads lack them
     effects: list[Effect] = [Put("model_versions", row), _model_touched(event, model)]
     effects += _tags("model_version_tags", {"name": body["name"], "version": body["version"]}, body["tags"])
+    target = f"{body['name']}/{body['version']}"
     if body["run_id"]:
         effects.append(Append("lineage", {"source_type": "run", "source_id": body["run_id"], "target_type": "model_version",
-                                          "target_id": f"{body['name']}/{body['version']}", "relation": "produced",
-                                          "event_id": event.event_id}))
+                                          "target_id": target, "relation": "produced", "event_id": event.event_id}))
+    if body.get("model_id"):  # the logged model is keyed model/<id>: recorded, never checked
+        effects.append(Append("lineage", {"source_type": "logged_model", "source_id": body["model_id"],
+                                          "target_type": "model_version", "target_id": target,
+                                          "relation": "registered_as", "event_id": event.event_id}))
     return effects
 
 
@@ -379,7 +397,8 @@ def _alias_deleted(event: Event, state: StateView) -> list[Effect]:
 def _stage_changed(event: Event, state: StateView) -> list[Effect]:
     body = event.body
     row = _version(state, body["name"], body["version"])
-    effects: list[Effect] = [Put("model_versions", {**row, "stage": body["stage"], "last_updated_time": _at(event)})]
+    effects: list[Effect] = [Put("model_versions", {**row, "stage": body["stage"], "last_updated_time": _at(event)}),
+                             _model_touched(event, _model(state, body["name"]))]
     if body["archive_existing_versions"] and body["stage"] in ("STAGING", "PRODUCTION"):
         for other in state.rows("model_versions", (body["name"],)):
             if other["version"] != body["version"] and other["stage"] == body["stage"] and other["lifecycle_stage"] == "active":
@@ -406,10 +425,125 @@ def _version_tag_deleted(event: Event, state: StateView) -> list[Effect]:
 @handles("ModelVersionDeleted")
 def _version_deleted(event: Event, state: StateView) -> list[Effect]:
     row = _version(state, event.body["name"], event.body["version"])
-    effects: list[Effect] = [Put("model_versions", {**row, "lifecycle_stage": "deleted", "last_updated_time": _at(event)})]
+    effects: list[Effect] = [Put("model_versions", {**row, "lifecycle_stage": "deleted", "last_updated_time": _at(event)}),
+                             _model_touched(event, _model(state, row["name"]))]
     for alias in state.rows("model_aliases", (row["name"],)):
         if alias["version"] == row["version"]:
             effects += _alias_removed(event, alias)
+    return effects
+
+
+# ---- MLflow 3 logged models (key model/<model_id>) and run outputs (key run/<run_id>) -----------
+
+def _logged_model(state: StateView, model_id: str) -> dict[str, Any]:
+    row = state.row("logged_models", (model_id,))
+    if row is None:
+        raise Rejected(f"logged model {model_id!r} does not exist")
+    return row
+
+
+def _new_params(state: StateView, model_id: str, pairs: list[dict[str, str]]) -> list[Effect]:
+    """Params not logged before; a key logged again with another value rejects the event (immutable)."""
+    effects: list[Effect] = []
+    seen: dict[str, str] = {}
+    for pair in pairs:
+        key, value = pair["key"], pair["value"]
+        logged = state.row("logged_model_params", (model_id, key))
+        previous = logged["value"] if logged else seen.get(key)
+        if previous is not None and previous != value:
+            raise Rejected(f"param {key!r} of logged model {model_id!r} was logged as {previous!r}; params are "
+                           f"immutable, cannot change it to {value!r}")
+        if previous is None:
+            seen[key] = value
+            effects.append(Put("logged_model_params", {"model_id": model_id, "key": key, "value": value}))
+    return effects
+
+
+@handles("LoggedModelCreated")
+def _logged_model_created(event: Event, state: StateView) -> list[Effect]:
+    # the experiment is not checked (another ordering key); the server checked it when it wrote the event
+    body = event.body
+    if state.row("logged_models", (body["model_id"],)) is not None:
+        raise Rejected(f"logged model {body['model_id']!r} already exists")
+    row = {"model_id": body["model_id"], "experiment_id": body["experiment_id"], "name": body["name"],
+           "artifact_location": body["artifact_location"], "model_type": body["model_type"],
+           "source_run_id": body["source_run_id"], "status": "PENDING", "status_message": None,
+           "lifecycle_stage": "active", "creation_time": _at(event), "last_updated_time": _at(event)}
+    effects: list[Effect] = [Put("logged_models", row), *_new_params(state, body["model_id"], body["params"]),
+                             *_tags("logged_model_tags", {"model_id": body["model_id"]}, body["tags"])]
+    if body["source_run_id"]:
+        effects.append(Append("lineage", {"source_type": "run", "source_id": body["source_run_id"],
+                                          "target_type": "logged_model", "target_id": body["model_id"],
+                                          "relation": "produced", "event_id": event.event_id}))
+    return effects
+
+
+@handles("LoggedModelFinalized")
+def _logged_model_finalized(event: Event, state: StateView) -> list[Effect]:
+    row = _logged_model(state, event.body["model_id"])
+    return [Put("logged_models", {**row, "status": event.body["status"], "status_message": event.body["status_message"],
+                                  "last_updated_time": _at(event)})]
+
+
+@handles("LoggedModelTagsSet")
+def _logged_model_tags_set(event: Event, state: StateView) -> list[Effect]:
+    _logged_model(state, event.body["model_id"])
+    return _tags("logged_model_tags", {"model_id": event.body["model_id"]}, event.body["tags"])
+
+
+@handles("LoggedModelTagDeleted")
+def _logged_model_tag_deleted(event: Event, state: StateView) -> list[Effect]:
+    key = (event.body["model_id"], event.body["key"])
+    _logged_model(state, key[0])
+    if state.row("logged_model_tags", key) is None:
+        raise Rejected(f"logged model {key[0]!r} has no tag {key[1]!r}")
+    return [Remove("logged_model_tags", key)]
+
+
+@handles("LoggedModelParamsLogged")
+def _logged_model_params_logged(event: Event, state: StateView) -> list[Effect]:
+    _logged_model(state, event.body["model_id"])
+    return _new_params(state, event.body["model_id"], event.body["params"])
+
+
+@handles("LoggedModelDeleted")
+def _logged_model_deleted(event: Event, state: StateView) -> list[Effect]:
+    row = _logged_model(state, event.body["model_id"])  # deleting again only moves last_updated_time, as MLflow
+    return [Put("logged_models", {**row, "lifecycle_stage": "deleted", "last_updated_time": _at(event)})]
+
+
+@handles("LoggedModelMetricsLogged")
+def _logged_model_metrics_logged(event: Event, state: StateView) -> list[Effect]:
+    body = event.body  # keyed model/<id>; the run is another key: recorded, never required to exist
+    return [Append("logged_model_metrics", {"model_id": body["model_id"], "key": m["key"], "step": m["step"],
+                                            "timestamp": m["timestamp"], "value": m["value"], "run_id": body["run_id"],
+                                            "dataset_name": m["dataset_name"], "dataset_digest": m["dataset_digest"]})
+            for m in body["metrics"]]
+
+
+@handles("RunModelInputsLogged")
+def _run_model_inputs_logged(event: Event, state: StateView) -> list[Effect]:
+    run_id = event.body["run_id"]
+    _run(state, run_id)  # the models are keyed model/<id>: recorded as inputs, never required to exist
+    effects: list[Effect] = []
+    for model in event.body["models"]:
+        effects.append(Put("run_model_inputs", {"run_id": run_id, "model_id": model["model_id"]}))
+        effects.append(Append("lineage", {"source_type": "logged_model", "source_id": model["model_id"],
+                                          "target_type": "run", "target_id": run_id, "relation": "input",
+                                          "event_id": event.event_id}))
+    return effects
+
+
+@handles("RunOutputsLogged")
+def _run_outputs_logged(event: Event, state: StateView) -> list[Effect]:
+    run_id = event.body["run_id"]
+    _run(state, run_id)  # the models are keyed model/<id>: recorded as outputs, never required to exist
+    effects: list[Effect] = []
+    for output in event.body["models"]:
+        effects.append(Put("run_outputs", {"run_id": run_id, "model_id": output["model_id"], "step": output["step"]}))
+        effects.append(Append("lineage", {"source_type": "run", "source_id": run_id, "target_type": "logged_model",
+                                          "target_id": output["model_id"], "relation": "output",
+                                          "event_id": event.event_id}))
     return effects
 
 
@@ -430,6 +564,6 @@ def audit_row(event: Event, partition: int, offset: int) -> dict[str, Any]:
            "experiment_id": None, "run_id": None, "model_name": None, "model_version": None,
            "log_partition": partition, "log_offset": offset, "payload": json.dumps(payload, sort_keys=True, default=str)}
     for field, column in _ENTITY_FIELDS.items():
-        if field in body:
+        if field in body and not (column == "model_name" and event.type.startswith("LoggedModel")):
             row[column] = body[field]
     return row

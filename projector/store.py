@@ -17,14 +17,15 @@ import pyarrow as pa
 
 from ledgerflow.ingest.log import Position
 from ledgerflow.projector.effects import Effect, Put, Remove
-from ledgerflow.projector.errors import ProjectorError, WrongLogError
+from ledgerflow.projector.errors import ProjectorError, StaleProjectionError, WrongLogError
 from ledgerflow.projector.tables import STATE_TABLES, STATE_VERSION, TABLES, TABLES_BY_NAME, Table
 from ledgerflow.projector.unit_of_work import UnitOfWork
 from ledgerflow.settings import Settings
 
 #: tables the apply functions read, cached per first key column ("prefix")
 CACHED_TABLES = ("experiments", "experiment_tags", "runs", "params", "tags", "registered_models",
-                 "registered_model_tags", "model_versions", "model_version_tags", "model_aliases")
+                 "registered_model_tags", "model_versions", "model_version_tags", "model_aliases",
+                 "logged_models", "logged_model_tags", "logged_model_params")
 _ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(),
                 "UUID": pa.string(), "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "JSON": pa.string(), "BLOB": pa.binary()}
 _MAX_CACHED_ROWS = 200_000
@@ -39,6 +40,20 @@ def _arrow_rows(table: Table, rows: list[dict[str, Any]]) -> pa.Table:
     if uuid_columns:
         rows = [{**row, **{c: str(row[c]) if isinstance(row[c], uuid.UUID) else row[c] for c in uuid_columns}} for row in rows]
     return pa.Table.from_pylist(rows, schema=_arrow_schema(table))
+
+
+def stored_state_version(path: str | Path) -> str | None:
+    """The STATE_VERSION a projection database was built with (None: no database, or no projection yet)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with duckdb.connect(str(path), read_only=True) as connection:
+        has_meta = connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'projector_meta'").fetchone()[0]
+        if not has_meta:
+            return None
+        row = connection.execute("SELECT value FROM projector_meta WHERE key = 'state_version'").fetchone()
+    return row[0] if row else None
 
 
 class ProjectionStore:
@@ -79,6 +94,11 @@ class ProjectionStore:
             values = {"log_uri": log_uri, "state_version": str(STATE_VERSION), **extra}
             self.connection.executemany("INSERT INTO projector_meta VALUES (?, ?)", list(values.items()))
             return
+        if meta.get("state_version") != str(STATE_VERSION):
+            raise StaleProjectionError(
+                f"{self.path} was built by a ledgerflow with state version {meta.get('state_version')}; this one needs "
+                f"{STATE_VERSION}. The log is the truth: move the file aside (or delete it) and the projector rebuilds "
+                f"it from the log, or build one with `ledgerflow replay`")
         if extra:
             raise WrongLogError(f"{self.path} already holds a projection; a replay or snapshot needs a new database")
         if meta.get("log_uri") != log_uri:

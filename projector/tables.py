@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STATE_VERSION = 1
+#: bumped whenever a table gains or changes columns: a database of another version must be rebuilt
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,9 @@ TABLES: tuple[Table, ...] = (
         ("name", "VARCHAR NOT NULL"), ("version", "BIGINT NOT NULL"), ("source", "VARCHAR NOT NULL"),
         ("run_id", "VARCHAR"), ("artifact_uri", "VARCHAR"), ("signature", "VARCHAR"), ("description", "VARCHAR"),
         ("stage", "VARCHAR NOT NULL"), _LIFECYCLE, ("creation_time", "BIGINT NOT NULL"),
-        ("last_updated_time", "BIGINT NOT NULL"),
-    ), ("name", "version"), "Model versions and their current stage."),
+        ("last_updated_time", "BIGINT NOT NULL"), ("model_id", "VARCHAR"), ("run_link", "VARCHAR"),
+    ), ("name", "version"), "Model versions and their current stage; artifact_uri is where the version's files "
+                            "are downloaded from, model_id the MLflow 3 logged model it was registered from."),
     Table("model_version_tags", (
         ("name", "VARCHAR NOT NULL"), ("version", "BIGINT NOT NULL"), ("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL"),
     ), ("name", "version", "key"), "Current model version tags."),
@@ -108,10 +110,36 @@ TABLES: tuple[Table, ...] = (
         ("action", "VARCHAR NOT NULL"), ("event_id", "UUID NOT NULL"), ("occurred_at", "TIMESTAMPTZ NOT NULL"),
         ("actor", "VARCHAR NOT NULL"),
     ), (), "Every alias move: action 'set' (version) or 'deleted' (version NULL)."),
+    Table("logged_models", (
+        ("model_id", "VARCHAR NOT NULL"), ("experiment_id", "VARCHAR NOT NULL"), ("name", "VARCHAR NOT NULL"),
+        ("artifact_location", "VARCHAR NOT NULL"), ("model_type", "VARCHAR"), ("source_run_id", "VARCHAR"),
+        ("status", "VARCHAR NOT NULL"), ("status_message", "VARCHAR"), _LIFECYCLE,
+        ("creation_time", "BIGINT NOT NULL"), ("last_updated_time", "BIGINT NOT NULL"),
+    ), ("model_id",), "MLflow 3 logged models; status 'PENDING' until finalized 'READY' or 'UPLOAD_FAILED'.",
+        (("experiment_id",),)),
+    Table("logged_model_tags", (("model_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL")),
+          ("model_id", "key"), "Current logged model tags."),
+    Table("logged_model_params", (("model_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("value", "VARCHAR NOT NULL")),
+          ("model_id", "key"), "Logged model params; immutable once logged."),
+    Table("run_outputs", (("run_id", "VARCHAR NOT NULL"), ("model_id", "VARCHAR NOT NULL"), ("step", "BIGINT NOT NULL")),
+          ("run_id", "model_id", "step"), "Logged models a run recorded as its outputs (MLflow 3 log_outputs), "
+                                          "and at which step.", (("model_id",),)),
+    Table("logged_model_metrics", (
+        ("model_id", "VARCHAR NOT NULL"), ("key", "VARCHAR NOT NULL"), ("step", "BIGINT NOT NULL"),
+        ("timestamp", "BIGINT NOT NULL"), ("value", "DOUBLE NOT NULL"), ("run_id", "VARCHAR"),
+        ("dataset_name", "VARCHAR"), ("dataset_digest", "VARCHAR"),
+    ), (), "Metric points logged for an MLflow 3 logged model (a metric with a model_id), with the run and "
+           "dataset they came from; a point logged twice appears twice (readers take DISTINCT).",
+        (("model_id",),)),
+    Table("run_model_inputs", (("run_id", "VARCHAR NOT NULL"), ("model_id", "VARCHAR NOT NULL")),
+          ("run_id", "model_id"), "Logged models a run recorded as its inputs (MLflow 3 log_inputs with models).",
+          (("model_id",),)),
     Table("lineage", (
         ("source_type", "VARCHAR NOT NULL"), ("source_id", "VARCHAR NOT NULL"), ("target_type", "VARCHAR NOT NULL"),
         ("target_id", "VARCHAR NOT NULL"), ("relation", "VARCHAR NOT NULL"), ("event_id", "UUID NOT NULL"),
-    ), (), "Edges dataset -> run (input), run -> model_version (produced), run -> run (parent)."),
+    ), (), "Edges dataset -> run (input), run -> model_version (produced), run -> run (parent_of), "
+           "run -> logged_model (produced: its source run; output: log_outputs), logged_model -> model_version "
+           "(registered_as), logged_model -> run (input: log_inputs)."),
     Table("dead_letters", (
         ("log_partition", "INTEGER NOT NULL"), ("log_offset", "BIGINT NOT NULL"), ("reason", "VARCHAR NOT NULL"),
         ("event_id", "UUID"), ("event_type", "VARCHAR"), ("raw", "BLOB NOT NULL"),

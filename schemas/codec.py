@@ -75,8 +75,11 @@ def encode(event: Event, catalog: Catalog | None = None) -> bytes:
     buffer = io.BytesIO()
     buffer.write(MARKER)
     buffer.write(schema.fingerprint)
+    # fields added in a newer version carry defaults; a producer written against the older version
+    # leaves them out (fastavro's strict_allow_default does not cover a null default, so fill them here)
+    body = {**schema.defaults, **event.body} if schema.defaults.keys() - event.body.keys() else event.body
     try:
-        schemaless_writer(buffer, schema.parsed, event.body, strict=True, strict_allow_default=True)
+        schemaless_writer(buffer, schema.parsed, body, strict=True, strict_allow_default=True)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
         raise EventEncodeError(f"{event.type}: the event does not match {schema.label}: {e}") from e
     return buffer.getvalue()
