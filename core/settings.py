@@ -27,6 +27,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LEDGERFLOW_DUCKDB_MEMORY_LIMIT": "DuckDB memory limit of the projector (default 256MB): bounds its RSS; raise it for registries of many runs (DuckDB keeps their indexes in it).",
     "LEDGERFLOW_SQL_TIMEOUT": "Seconds one POST /api/v1/sql query may run before it is cancelled (default 10).",
     "LEDGERFLOW_SQL_MAX_ROWS": "Rows POST /api/v1/sql returns at most; more are reported as truncated (default 100000).",
+    "LEDGERFLOW_ARTIFACT_MAX_UPLOAD_BYTES": "Largest artifact one upload to the server may store, in bytes (default 34359738368 = 32 GiB).",
 }
 
 FSYNC_POLICIES = ("always", "never")
@@ -77,6 +78,7 @@ class Settings:
     duckdb_memory_limit: str
     sql_timeout: float
     sql_max_rows: int
+    artifact_max_upload_bytes: int = 32 * 1024**3
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -94,4 +96,5 @@ class Settings:
             duckdb_memory_limit=_env("LEDGERFLOW_DUCKDB_MEMORY_LIMIT") or "256MB",
             sql_timeout=float(_number("LEDGERFLOW_SQL_TIMEOUT", 10.0, float, 0.001)),
             sql_max_rows=int(_number("LEDGERFLOW_SQL_MAX_ROWS", 100_000, int, 1)),
+            artifact_max_upload_bytes=int(_number("LEDGERFLOW_ARTIFACT_MAX_UPLOAD_BYTES", 32 * 1024**3, int, 1)),
         )

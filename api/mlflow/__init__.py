@@ -4,7 +4,8 @@ An unmodified ``mlflow`` client pointed at ``ledgerflow server`` (MLFLOW_TRACKIN
 works unchanged: every MLflow write becomes events appended to the log (audited, replayable, visible
 to SQL), every read is answered from the DuckDB projection. Modules by MLflow service:
 
-- ``tracking``: experiments, runs, metrics, params, tags, inputs, run search, metric history;
+- ``tracking``: experiments and the run lifecycle; ``run_logging``: metrics, params, tags, inputs;
+  ``queries``: run and experiment search, metric histories;
 - ``registry``: registered models, model versions, aliases, stages;
 - ``logged_models``: MLflow 3 logged models and run outputs;
 - ``artifacts``: the proxied artifact API (``mlflow-artifacts``) over a local store.
@@ -20,13 +21,15 @@ import importlib
 
 from fastapi import FastAPI
 
-#: each module exposes ``router`` (paths relative to the service root) and ``PREFIXES``
-MLFLOW_MODULES = ("tracking", "registry", "logged_models", "artifacts")
+#: each module exposes ``router`` (paths relative to the service root) and ``PREFIXES``; a module serving
+#: under several service roots lists ``ROUTERS``, (router, prefixes) pairs, instead
+MLFLOW_MODULES = ("tracking", "run_logging", "queries", "registry", "logged_models", "artifacts")
 
 
 def install(app: FastAPI) -> None:
     """Mount every MLflow service router under each of its prefixes (REST and the UI's ajax-api)."""
     for name in MLFLOW_MODULES:
         module = importlib.import_module(f"ledgerflow.api.mlflow.{name}")
-        for prefix in module.PREFIXES:
-            app.include_router(module.router, prefix=prefix, include_in_schema=prefix.startswith("/api/"))
+        for router, prefixes in getattr(module, "ROUTERS", ((module.router, module.PREFIXES),)):
+            for prefix in prefixes:
+                app.include_router(router, prefix=prefix, include_in_schema=prefix.startswith("/api/"))

@@ -6,7 +6,7 @@ reads the same table of identifiers; nothing here touches DuckDB.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # entity kinds an identifier resolves to
 METRIC, PARAM, TAG, ATTRIBUTE, DATASET = "metric", "param", "tag", "attribute", "dataset"
@@ -86,6 +86,10 @@ RUNS = Target(
     comparators={METRIC: NUMERIC_COMPARATORS + NULL_COMPARATORS, PARAM: _PARAM_TAG_COMPARATORS,
                  TAG: _PARAM_TAG_COMPARATORS, DATASET: STRING_COMPARATORS},
 )
+
+#: MLflow's own endpoint reads a bare name as an attribute (``status = 'FAILED'``), as MLflow does;
+#: ledgerflow's query API asks for the prefix instead, so a mistyped key is never taken for one
+MLFLOW_RUNS = replace(RUNS, bare_names_are_attributes=True)
 
 EXPERIMENTS = Target(
     name="experiments",

@@ -81,11 +81,13 @@ def _page(cursor: duckdb.DuckDBPyConnection, target: Target, filter_string: str 
 
 def search_run_ids(cursor: duckdb.DuckDBPyConnection, *, experiment_ids: list[str] | None, filter_string: str | None,
                    order_by: list[str] | None, max_results: int | None, page_token: str | None,
-                   run_view_type: str | None) -> Page:
-    """One page of run ids; ``experiment_ids`` empty or None searches every experiment."""
+                   run_view_type: str | None, target: Target = RUNS) -> Page:
+    """One page of run ids; ``experiment_ids`` empty or None searches every experiment.
+
+    ``target`` is RUNS, or MLFLOW_RUNS for MLflow's looser reading of bare names."""
     max_results = _check_max_results(max_results)
     view_type = _check_view_type(run_view_type, "run_view_type")
-    order = _parse_order(order_by, RUNS, DEFAULT_RUN_ORDER)
+    order = _parse_order(order_by, target, DEFAULT_RUN_ORDER)
     experiment_ids = list(dict.fromkeys(experiment_ids or []))
     if len(experiment_ids) > MAX_EXPERIMENT_IDS:
         raise InvalidInputError(f"experiment_ids takes at most {MAX_EXPERIMENT_IDS} ids, got {len(experiment_ids)}")
@@ -94,7 +96,7 @@ def search_run_ids(cursor: duckdb.DuckDBPyConnection, *, experiment_ids: list[st
         scope_sql = [*scope_sql, f"t.experiment_id IN ({', '.join('?' for _ in experiment_ids)})"]
         scope_params = [*scope_params, *experiment_ids]
     fingerprint = query_fingerprint("runs", sorted(experiment_ids), filter_string or "", order_by or [], view_type)
-    return _page(cursor, RUNS, filter_string, order, (scope_sql, scope_params), max_results, page_token, fingerprint)
+    return _page(cursor, target, filter_string, order, (scope_sql, scope_params), max_results, page_token, fingerprint)
 
 
 def search_runs(cursor: duckdb.DuckDBPyConnection, **request: Any) -> dict[str, Any]:
@@ -102,12 +104,18 @@ def search_runs(cursor: duckdb.DuckDBPyConnection, **request: Any) -> dict[str, 
     return {"runs": load_runs(cursor, page.ids), "next_page_token": page.next_page_token}
 
 
-def search_experiments(cursor: duckdb.DuckDBPyConnection, *, filter_string: str | None, order_by: list[str] | None,
-                       max_results: int | None, page_token: str | None, view_type: str | None) -> dict[str, Any]:
+def search_experiment_ids(cursor: duckdb.DuckDBPyConnection, *, filter_string: str | None,
+                          order_by: list[str] | None, max_results: int | None, page_token: str | None,
+                          view_type: str | None) -> Page:
+    """One page of experiment ids (callers shape the experiments: ledgerflow's or MLflow's JSON)."""
     max_results = _check_max_results(max_results)
     view_type = _check_view_type(view_type, "view_type")
     order = _parse_order(order_by, EXPERIMENTS, DEFAULT_EXPERIMENT_ORDER)
     fingerprint = query_fingerprint("experiments", filter_string or "", order_by or [], view_type)
-    page = _page(cursor, EXPERIMENTS, filter_string, order, _lifecycle_scope(view_type), max_results, page_token,
+    return _page(cursor, EXPERIMENTS, filter_string, order, _lifecycle_scope(view_type), max_results, page_token,
                  fingerprint)
+
+
+def search_experiments(cursor: duckdb.DuckDBPyConnection, **request: Any) -> dict[str, Any]:
+    page = search_experiment_ids(cursor, **request)
     return {"experiments": load_experiments(cursor, page.ids), "next_page_token": page.next_page_token}

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="write to and project from Kafka at HOST:PORT[,HOST:PORT] instead of the embedded log")
     parser.add_argument("--topic", default=None,
                         help="Kafka topic with --kafka (default $LEDGERFLOW_KAFKA_TOPIC or ledgerflow.events)")
+    parser.add_argument("--artifacts-destination", metavar="DIR", default=None,
+                        help="directory (or file: URI) holding the artifacts MLflow clients upload through "
+                             "/api/2.0/mlflow-artifacts (default HOME/artifacts)")
     parser.add_argument("--demo", action="store_true", help="log the demo experiment first if the log is empty")
     parser.set_defaults(handler=run_server)
 
@@ -65,4 +68,4 @@ def run_server(args: argparse.Namespace) -> int:
             print(f"{server_plan.log_uri} already holds events: --demo logged nothing")
 
     return serve(args.host, args.port, home=args.home, kafka=args.kafka, topic=args.topic,
-                 before_start=demo if args.demo else None)
+                 artifacts_destination=args.artifacts_destination, before_start=demo if args.demo else None)

@@ -23,10 +23,11 @@ SCRIPT = Path(__file__).with_name("mlflow_day_script.py")
 
 def run_day(url: str, workdir: Path) -> dict:
     env = {**os.environ, "MLFLOW_TRACKING_URI": url, "PYTHONPATH": ""}
-    done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, env=env,
+    observed = workdir / "observed.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), str(observed)], capture_output=True, text=True, env=env,
                           cwd=workdir, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout)
+    return json.loads(observed.read_text())
 
 
 def sql(url: str, query: str) -> list[list]:
@@ -55,15 +56,25 @@ def check_day(seen: dict, url: str) -> None:
     assert seen["prediction"] == [3.0, 11.0]
     assert seen["alias_version"] == "1"
     assert (seen["after_delete"], seen["deleted_stage"], seen["after_restore"]) == (1, "deleted", 2)
-    assert seen["errors"] == {"unknown_run": "RESOURCE_DOES_NOT_EXIST", "param_changed": "INVALID_PARAMETER_VALUE",
-                              "oversized_batch": "INVALID_PARAMETER_VALUE"}
+    assert seen["errors"] == {"unknown_run": "RESOURCE_DOES_NOT_EXIST", "param_changed": "INVALID_PARAMETER_VALUE"}
+    assert seen["log_to_deleted_run"] == "INVALID_PARAMETER_VALUE"
+    assert seen["big_batch_metrics"] == 1001
+
+    # a raw request over MLflow's batch limit is refused whole, as MLflow's server does
+    oversized = {"run_id": best_run(seen), "metrics": [
+        {"key": f"raw{i}", "value": 1.0, "timestamp": 0, "step": 0} for i in range(1001)]}
+    response = httpx.post(f"{url}/api/2.0/mlflow/runs/log-batch", json=oversized, timeout=60)
+    assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert sql(url, "SELECT count(*) FROM latest_metrics WHERE key LIKE 'raw%'") == [[0]]
 
     # ledgerflow's side: every write became an event; the projection holds the same facts
     counts = dict(sql(url, "SELECT event_type, count(*) FROM events GROUP BY 1"))
     assert counts["RunStarted"] == 3 and counts["RunDeleted"] == 1 and counts["RunRestored"] == 1
     assert counts["ModelVersionCreated"] == 1 and counts["ModelVersionAliasSet"] == 1
     assert counts.get("DatasetInputLogged") == 2
-    points = sql(url, f"SELECT count(*) FROM metrics WHERE run_id = '{best_run(seen)}' AND key = 'loss'")
+    assert seen["history_after_log_model"] == 50
+    points = sql(url, f"SELECT count(DISTINCT (step, timestamp, value)) FROM metrics "
+                      f"WHERE run_id = '{best_run(seen)}' AND key = 'loss'")
     assert points == [[50]]
     assert sql(url, "SELECT count(*) FROM dead_letters") == [[0]]
     artifacts = sql(url, f"SELECT path FROM artifacts WHERE run_id = '{best_run(seen)}' ORDER BY path")

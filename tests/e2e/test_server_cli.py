@@ -136,3 +136,25 @@ def test_bad_options_fail_fast(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "ledgerflow", "server", "--port", str(port),
                                  "--home", str(tmp_path / "h")], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0, result.stdout + result.stderr
+
+
+def test_a_projection_of_an_older_table_layout_is_set_aside_and_rebuilt_from_the_log(tmp_path: Path,
+                                                                                    data_home: Path) -> None:
+    """A database written by an older ledgerflow (another STATE_VERSION) is moved aside, never deleted, and the
+    server rebuilds the projection from the log: no data is lost, because the log is the truth."""
+    import duckdb
+
+    home = tmp_path / "home"
+    with server_process("--home", str(home)) as (url, process):
+        run_id = log_a_run(url, "survives-an-upgrade")
+        with lf.Client(url) as client:
+            assert client.get_run(run_id)["info"]["run_name"] == "survives-an-upgrade"
+        stop(process)
+    with duckdb.connect(str(home / "state.duckdb")) as connection:
+        connection.execute("UPDATE projector_meta SET value = '1' WHERE key = 'state_version'")
+    with server_process("--home", str(home)) as (url, process):
+        with lf.Client(url) as client:
+            assert client.get_run(run_id)["data"]["params"] == {"epochs": "3", "lr": "0.1"}
+        stop(process)
+    aside = [p.name for p in home.iterdir() if p.name.startswith("state.duckdb.state-v1.")]
+    assert len(aside) == 1
