@@ -11,7 +11,7 @@ from ledgerflow.errors import LedgerflowError
 
 # Command-group modules, each exposing register(subparsers). Imported lazily by main() so that
 # `ledgerflow --version` stays fast and one group's heavy imports do not slow the others.
-COMMAND_MODULES = ("demo", "events", "kafka", "projector", "schemas", "server")
+COMMAND_MODULES = ("demo", "events", "import_mlflow", "kafka", "projector", "schemas", "server")
 
 
 def build_parser() -> argparse.ArgumentParser:
