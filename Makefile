@@ -16,6 +16,7 @@ DIST ?= dist
 DEMO_HOME ?= ledgerflow-data
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 # Everything that ends up in the wheel: a change re-installs the package for `make run`.
 SOURCES := pyproject.toml $(shell find core ingest schemas projector api -type f \( -name '*.py' -o -name '*.avsc' -o -name '*.json' -o -name 'py.typed' \) -not -path '*/__pycache__/*' 2>/dev/null)
@@ -47,11 +48,13 @@ dev: | $(VENV)/bin/python
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[test,bench]"
 	@touch $(VENV)/.editable $(VENV)/.installed
 
+# The side-by-side group installs MLflow and FastTrackML into their own venv on first use
+# (~/.cache/ledgerflow/bench-peers/...; BENCH_ARGS="--peers-venv DIR" to move it).
 bench: dev
-	$(VENV)/bin/python -m bench
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 bench-quick: dev
-	$(VENV)/bin/python -m bench --quick
+	$(VENV)/bin/python -m bench --quick $(BENCH_ARGS)
 
 # ---- the test venv: the suite runs against the built wheel, never the source tree ----------
 

@@ -44,3 +44,26 @@ def sdk_figures(repetitions: int, calls: int) -> list[Figure]:
         return [hot, e2e]
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def sdk_throughput(tracking_uri: str, repetitions: int, calls: int) -> list[float]:
+    """Points/s of ``calls`` log_metric calls made durable (incl. flush) through any tracking URI, e.g. a server."""
+    import ledgerflow as lf
+
+    client = lf.TrackingClient(tracking_uri)
+    try:
+        run_id = client.create_run(client.create_experiment("bench-sdk-transport"), run_name="throughput").info.run_id
+        first = [0]
+
+        def once() -> float:
+            start = time.perf_counter()
+            for step in range(first[0], first[0] + calls):
+                client.log_metric(run_id, "loss", 0.5, step=step)
+            client.flush()
+            first[0] += calls
+            return calls / (time.perf_counter() - start)
+
+        once()  # warm-up
+        return [once() for _ in range(repetitions)]
+    finally:
+        client.close()
