@@ -10,7 +10,8 @@ to SQL), every read is answered from the DuckDB projection. Modules by MLflow se
 - ``logged_models``: MLflow 3 logged models and run outputs;
 - ``artifacts``: the proxied artifact API (``mlflow-artifacts``) over a local store.
 
-``protocol`` holds what they share: request field parsing and MLflow's error codes. ledgerflow never
+``protocol`` holds what they share: request field parsing and MLflow's error codes; ``error_classes``
+adds MLflow 3's ``sqlstate``/``error_class`` to every MLflow error answer. ledgerflow never
 imports the ``mlflow`` package; its wire format is matched from the protocol, and checked by tests
 that drive the real client.
 """
@@ -20,6 +21,8 @@ from __future__ import annotations
 import importlib
 
 from fastapi import FastAPI
+
+from ledgerflow.api.mlflow.error_classes import install_error_classes
 
 #: each module exposes ``router`` (paths relative to the service root) and ``PREFIXES``; a module serving
 #: under several service roots lists ``ROUTERS``, (router, prefixes) pairs, instead
@@ -33,3 +36,4 @@ def install(app: FastAPI) -> None:
         for router, prefixes in getattr(module, "ROUTERS", ((module.router, module.PREFIXES),)):
             for prefix in prefixes:
                 app.include_router(router, prefix=prefix, include_in_schema=prefix.startswith("/api/"))
+    install_error_classes(app)

@@ -44,10 +44,11 @@ from ledgerflow.settings import Settings
 
 SERVICE_ANCHOR = "/api/2.0/mlflow-artifacts/artifacts"
 RUN_ID = re.compile(r"[0-9a-f]{32}")
-#: served as text/plain whatever the platform's MIME table says (MLflow's UI previews them)
+#: served as text/plain whatever the platform's MIME table says (MLflow's UI previews them); compared
+#: case-sensitively, as MLflow does, with MLflow's file names "MLmodel" and "mlproject" for extension-less files
 TEXT_EXTENSIONS = frozenset((
     "txt log err cfg conf cnf cf ini properties prop hocon toml yaml yml xml json js py py3 csv tsv md rst ipynb "
-    "MLmodel MLproject"
+    "MLmodel mlproject"
 ).split())
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
 _store_lock = threading.Lock()
@@ -92,7 +93,7 @@ def _os_error(error: OSError) -> ApiError:
 # ---- responses ---------------------------------------------------------------------------------
 
 def mime_type_of(name: str) -> str:
-    """MLflow's choice: text/plain for known text extensions (and MLmodel), the MIME table, else binary."""
+    """MLflow's choice: text/plain for known text extensions (and MLmodel, mlproject), the MIME table, else binary."""
     base = PurePosixPath(name).name
     extension = base.rsplit(".", 1)[1] if "." in base else base
     if extension in TEXT_EXTENSIONS:

@@ -136,4 +136,5 @@ ROUTERS = (
     (router, PREFIXES),
     (run_artifacts.router, TRACKING_PREFIXES),
     (run_artifacts.file_router, run_artifacts.FILE_PREFIXES),
+    (run_artifacts.ui_router, run_artifacts.UI_PREFIXES),
 )

@@ -25,6 +25,7 @@ from ledgerflow.api.mlflow.protocol import (
     string_field,
     wrong_type,
 )
+from ledgerflow.api.mlflow.run_cache import run_cache_of
 from ledgerflow.api.mlflow.run_facts import projection_cursor
 from ledgerflow.api.mlflow.shapes import json_double, json_text_response, load_experiments, load_runs_json
 from ledgerflow.api.mlflow.state import State
@@ -98,9 +99,10 @@ def search_runs(fields: Fields, state: State) -> Response:
     if not experiment_ids:
         return FastJSONResponse({})
     with projection_cursor(state.runtime) as cursor:
+        position = state.runtime.committed_position  # before any row is read: what the cache is valid at
         page = search_run_ids(cursor, experiment_ids=experiment_ids, filter_string=filter_string, order_by=order_by,
                               max_results=max_results, page_token=page_token, run_view_type=view, target=MLFLOW_RUNS)
-        runs = load_runs_json(cursor, page.ids)
+        runs = load_runs_json(cursor, page.ids, cache=(run_cache_of(state.runtime), position))
     parts = [f'"runs":[{",".join(runs)}]'] if runs else []
     if page.next_page_token:
         parts.append(f'"next_page_token":"{page.next_page_token}"')  # url-safe base64: nothing to escape

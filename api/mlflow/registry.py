@@ -45,7 +45,7 @@ from ledgerflow.api.mlflow.registry_reads import (
     versions_json,
 )
 from ledgerflow.api.mlflow.registry_search import search_model_names, search_version_keys
-from ledgerflow.api.mlflow.registry_sources import logged_model_location, resolve_source
+from ledgerflow.api.mlflow.registry_sources import check_source_pattern, logged_model_location, resolve_source
 from ledgerflow.api.mlflow.registry_validation import (
     ACTIVE_STAGES,
     LATEST_ALIAS,
@@ -291,6 +291,7 @@ def create_model_version(call: Call) -> dict[str, Any]:
     """Register a new version of a model from a source (a run's artifacts, a logged model, another version)."""
     name = _name(call)
     source = string_field(call.fields, "source", required=True) or ""
+    check_source_pattern(source)
     run_id, model_id = string_field(call.fields, "run_id"), string_field(call.fields, "model_id")
     tags = tag_list(list_field(call.fields, "tags"))
     prompt = any(t["key"] == PROMPT_TAG and t["value"].lower() == "true" for t in tags)

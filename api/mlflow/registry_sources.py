@@ -15,6 +15,8 @@ with them. The accepted forms:
 
 from __future__ import annotations
 
+import functools
+import os
 import posixpath
 import re
 import urllib.parse
@@ -23,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+from ledgerflow.api.errors import ApiError
 from ledgerflow.api.mlflow.protocol import invalid
 from ledgerflow.api.mlflow.registry_reads import (
     alias_version,
@@ -51,6 +54,29 @@ class ModelUri:
     version: int | None = None
     stage: str | None = None
     alias: str | None = None
+
+
+#: the operator's allow-list for sources, under the name MLflow's server reads, so one deployment setting
+#: restricts both servers alike (e.g. ``^mlflow-artifacts:/.*$``)
+SOURCE_PATTERN_VARIABLE = "MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX"
+
+
+def check_source_pattern(source: str) -> None:
+    """Refuse a source the operator's pattern (``SOURCE_PATTERN_VARIABLE``, searched as MLflow does) does
+    not match; no pattern set allows every source."""
+    pattern = os.environ.get(SOURCE_PATTERN_VARIABLE)
+    if pattern and not _compiled(pattern).search(source):
+        raise invalid(f"Invalid model version source: '{source}'. It does not match the pattern this server "
+                      f"allows ({SOURCE_PATTERN_VARIABLE}={pattern}).")
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise ApiError(500, "INTERNAL_ERROR", f"the server's {SOURCE_PATTERN_VARIABLE} is not a valid regular "
+                                              f"expression ({e}); fix it and restart the server") from None
 
 
 def _bad_source(source: str, hint: str) -> Exception:

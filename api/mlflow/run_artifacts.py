@@ -7,7 +7,9 @@
 - ``GET /get-artifact?run_id=&path=`` and ``GET /model-versions/get-artifact?name=&version=&path=``: one
   file, for the UI's previews and downloads (MLflow serves both at the site root);
 - ``POST /api/2.0/mlflow/artifacts/presigned-upload-url`` and ``presigned-download-url``: answered as MLflow
-  answers for proxied and local stores, which cannot presign.
+  answers for proxied and local stores, which cannot presign;
+- ``POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=&path=``: the UI's small upload (the body, at most
+  10 MB, as MLflow) into a run's artifacts.
 
 All of them read the run's artifact URI from the projection and serve it from the same store as the
 proxied artifact service (artifacts.py), when that URI points into it.
@@ -15,11 +17,14 @@ proxied artifact service (artifacts.py), when that URI points into it.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+
 from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from ledgerflow.api.artifact_store import check_relative_path
+from ledgerflow.api.artifact_store import ArtifactPathError, check_relative_path
 from ledgerflow.api.errors import ApiError
 from ledgerflow.api.mlflow.artifact_files import (
     file_response,
@@ -29,6 +34,7 @@ from ledgerflow.api.mlflow.artifact_files import (
     load_run,
     not_served,
     read,
+    record_upload,
     store_errors,
     store_of,
     store_path_of_uri,
@@ -38,8 +44,13 @@ from ledgerflow.api.runtime import Runtime
 
 router = APIRouter(tags=["mlflow-artifacts"])
 file_router = APIRouter(tags=["mlflow-artifacts"])
+ui_router = APIRouter(tags=["mlflow-artifacts"])
 #: MLflow serves get-artifact at the site root, beside the UI
 FILE_PREFIXES = ("",)
+#: and the UI's upload only under the ajax-api root
+UI_PREFIXES = ("/ajax-api/2.0/mlflow",)
+UI_UPLOAD_MAX_BYTES = 10 * 1024 * 1024  # MLflow's limit for the UI's upload
+_log = logging.getLogger(__name__)
 PRESIGNED_EXPIRATION_MAX = 604_800  # seconds: the longest lifetime cloud stores sign
 
 
@@ -52,8 +63,13 @@ def _run_id(fields: dict) -> str:
 
 
 def _relative(raw: str | None, *, allow_root: bool) -> str:
-    with store_errors():
+    """A safe path relative to a run's (or model's) root; refused with MLflow's exact "Invalid path"
+    (clients and MLflow's own tests compare the whole message), the reason goes to the server log."""
+    try:
         return check_relative_path(raw or "", allow_root=allow_root)
+    except ArtifactPathError as e:
+        _log.info("refused artifact path %r: %s", raw, e)
+        raise invalid("Invalid path") from None
 
 
 @router.get("/artifacts/list", summary="List a run's artifacts (paths relative to the run's artifact root)")
@@ -146,6 +162,50 @@ async def _model_version_download_uri(runtime: Runtime, name: str, version: int)
     if model_id and "/" not in model_id and "@" not in model_id:  # models:/<model_id>, an MLflow 3 logged model
         return await load_logged_model_location(runtime, model_id)
     return uri
+
+
+# ---- the UI's upload ------------------------------------------------------------------------------
+
+@ui_router.post("/upload-artifact", summary="Upload one small file (the body, at most 10 MB) into a run's artifacts")
+async def upload_run_artifact(request: Request) -> Response:
+    run_id = request.query_params.get("run_uuid")
+    if not run_id:
+        raise invalid("Request must specify run_uuid.")
+    raw_path = request.query_params.get("path")
+    if not raw_path:
+        raise invalid("Request must specify path.")
+    path = _relative(raw_path, allow_root=False)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > UI_UPLOAD_MAX_BYTES:
+        raise invalid("Artifact size is too large. Max size is 10MB.")
+    data = await _bounded_body(request, UI_UPLOAD_MAX_BYTES)
+    if not data:
+        raise invalid("Request must specify data.")
+    run = await load_run(request.app.state.runtime, run_id)
+    store = store_of(request)
+    root = store_path_of_uri(run.artifact_uri, store)
+    if root is None:
+        raise not_served(run.artifact_uri, store)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+
+    with store_errors():
+        stored = await store.receive(join(root, path), body(), declared_size=len(data))
+    await record_upload(request, store, stored)
+    return Response(status_code=200, media_type="application/json")
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, refused as MLflow refuses it once it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise invalid("Artifact size is too large. Max size is 10MB.")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # ---- presigned URLs: not for proxied or local stores (kept out of the OpenAPI schema, as their answer is 501) --
