@@ -83,7 +83,8 @@ def test_experiment_errors_match_mlflow(embedded_client: MlflowClient, mlflow_em
     response = rest(mlflow_embedded_server, "POST", "/experiments/update",
                     {"experiment_id": experiment_id, "new_name": "other"})
     assert response.status_code == 500
-    assert response.json() == {"error_code": "INVALID_STATE", "message": "Cannot rename a non-active experiment."}
+    body = response.json()
+    assert (body["error_code"], body["message"]) == ("INVALID_STATE", "Cannot rename a non-active experiment.")
     live = client.create_experiment("live")
     with pytest.raises(MlflowException, match="No tag with name: missing") as error:
         client.delete_experiment_tag(live, "missing")
