@@ -16,7 +16,7 @@ import secrets
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from ledgerflow.api.mlflow.logged_model_reads import (
     logged_model_json,
@@ -37,9 +37,12 @@ from ledgerflow.api.mlflow.protocol import (
     wrong_type,
 )
 from ledgerflow.api.mlflow.service_calls import Call, route
+from ledgerflow.api.mlflow.state import tracking_state
 
 PREFIXES = TRACKING_PREFIXES
-router = APIRouter(tags=["mlflow logged models"])
+#: ``mlflow.<flavor>.log_model`` outside any run creates a logged model in experiment "0" first thing on
+#: a fresh server, so these calls make sure the Default experiment exists, as the tracking calls do
+router = APIRouter(tags=["mlflow logged models"], dependencies=[Depends(tracking_state)])
 
 LOGGED_MODELS = "logged_models"  # the write lock of this service
 DEFAULT_MODELS_PER_PAGE = 50

@@ -83,12 +83,20 @@ def _version(call: Call) -> int:
 
 
 def _page_size(call: Call, default: int, limit: int) -> int:
+    """``max_results`` with MLflow's bounds and wording; 0 is kept (a registered-model search answers
+    an empty page for it, as MLflow), the caller refuses it where MLflow does."""
     size = int64_field(call.fields, "max_results")
     size = default if size is None else size
-    if not 0 < size <= limit:
-        raise invalid(f"Invalid value for request parameter max_results: it must be between 1 and {limit}, "
-                      f"got {size}")
+    if size < 0:
+        raise _not_positive(size)
+    if size > limit:
+        raise invalid(f"Invalid value for request parameter max_results. It must be at most {limit}, but got "
+                      f"value {size}")
     return size
+
+
+def _not_positive(size: int) -> ApiError:
+    return invalid(f"Invalid value for max_results. It must be a positive integer, but got {size}")
 
 
 # ---- registered models -----------------------------------------------------------------------
@@ -164,6 +172,8 @@ def delete_registered_model(call: Call) -> dict[str, Any]:
 def search_registered_models(call: Call) -> dict[str, Any]:
     """Models matching a filter (name, tags), ordered by name, timestamp or last_updated_timestamp."""
     size = _page_size(call, DEFAULT_MODELS_PER_PAGE, MAX_MODELS_PER_PAGE)
+    if size == 0:
+        return {}
     filter_text = string_field(call.fields, "filter")
     order_by = list_field(call.fields, "order_by", query=True)
     with call.read() as cursor:
@@ -383,6 +393,8 @@ def get_model_version_download_uri(call: Call) -> dict[str, Any]:
 def search_model_versions(call: Call) -> dict[str, Any]:
     """Versions matching a filter (name, run_id, source_path, version_number, tags); newest updates first."""
     size = _page_size(call, MAX_VERSIONS_PER_PAGE, MAX_VERSIONS_PER_PAGE)
+    if size == 0:
+        raise _not_positive(size)
     filter_text = string_field(call.fields, "filter")
     order_by = list_field(call.fields, "order_by", query=True)
     with call.read() as cursor:

@@ -51,3 +51,20 @@ def test_a_broken_pattern_is_a_server_error_that_names_the_setting(
     assert response.json()["error_code"] == "INTERNAL_ERROR"
     assert PATTERN_VARIABLE in response.json()["message"]
     assert sql(mlflow_embedded_server, "SELECT count(*) AS n FROM model_versions") == [{"n": 0}]
+
+
+def test_search_page_sizes_are_bounded_as_mlflow_bounds_them(mlflow_embedded_server: RunningServer,
+                                                            embedded_client: MlflowClient) -> None:
+    embedded_client.create_registered_model("sized")
+    with mlflow_embedded_server.client() as http:
+        empty = http.get("/api/2.0/mlflow/registered-models/search", params={"max_results": 0})
+        too_many = http.get("/api/2.0/mlflow/registered-models/search", params={"max_results": 1001})
+        no_versions = http.get("/api/2.0/mlflow/model-versions/search", params={"max_results": 0})
+        too_many_versions = http.get("/api/2.0/mlflow/model-versions/search", params={"max_results": 200_001})
+    assert (empty.status_code, empty.json()) == (200, {})
+    assert (too_many.status_code, too_many.json()["message"]) == (
+        400, "Invalid value for request parameter max_results. It must be at most 1000, but got value 1001")
+    assert (no_versions.status_code, no_versions.json()["message"]) == (
+        400, "Invalid value for max_results. It must be a positive integer, but got 0")
+    assert too_many_versions.json()["message"].endswith("It must be at most 200000, but got value 200001")
+    assert [m.name for m in embedded_client.search_registered_models(max_results=1)] == ["sized"]
