@@ -30,11 +30,12 @@ GROUPS = {
                      {"run_counts": (10_000, 100_000), "history_points": 1_000_000, "steps": 10, "repetitions": 5,
                       "history_repetitions": 3, "sdk_calls": 200_000, "sync_calls": 300, "async_calls": 1_000,
                       "single_calls": 300, "batches": 10, "freshness_seconds": 20, "load_points_per_second": 5_000,
-                      "mlflow_workers": 1},
+                      "mlflow_workers": 1, "end_to_end_points": 1_000_000},
                      {"run_counts": (200,), "history_points": 20_000, "steps": 10, "repetitions": 2,
                       "history_repetitions": 2, "sdk_calls": 20_000, "sync_calls": 10, "async_calls": 100,
                       "single_calls": 10, "batches": 2, "freshness_seconds": 2, "load_points_per_second": 2_000,
-                      "compare_keys": 1, "mlflow_workers": 1}),
+                      "compare_keys": 1, "mlflow_workers": 1,
+                      "end_to_end_points": 20_000}),
 }
 
 

@@ -30,6 +30,7 @@ from ledgerflow.api.mlflow.protocol import (
     string_field,
     wrong_type,
 )
+from ledgerflow.api.mlflow.run_cache import run_cache_of
 from ledgerflow.api.mlflow.run_facts import (
     ExperimentFacts,
     experiment_not_found,
@@ -260,7 +261,8 @@ def create_run(request: Request, fields: Fields, state: State) -> FastJSONRespon
 def get_run(fields: Fields, state: State) -> Response:
     run_id = run_id_field(fields)
     with projection_cursor(state.runtime) as cursor:
-        found = load_runs_json(cursor, [run_id])
+        position = state.runtime.committed_position  # before any row is read: what the cache is valid at
+        found = load_runs_json(cursor, [run_id], cache=(run_cache_of(state.runtime), position))
     if not found:
         raise run_not_found(run_id)
     return json_text_response(f'{{"run":{found[0]}}}')

@@ -351,13 +351,14 @@ class TrackingClient:
                 raise ParamOverwriteError(f"log_batch: param {key!r} appears twice with different values")
             checked_params[key] = value
         tag_map = {validation.check_key(t.key, "tag key"): validation.tag_value(t.key, t.value) for t in tags}
-        points = [_checked_metric(m) for m in metrics]
+        # checked before anything is logged; staging is per key, so a batch costs one lock, not one per point
+        staged = self._outbox.stage_points((getattr(m, "key", None), getattr(m, "value", None),
+                                            getattr(m, "step", None), getattr(m, "timestamp", None)) for m in metrics)
         if checked_params:
             self._log_checked_params(run_id, checked_params)
         if tag_map:
             self.set_tags(run_id, tag_map)
-        for key, value, timestamp, step in points:
-            self._outbox.add_point(run_id, key, value, step, timestamp)
+        self._outbox.add_staged(run_id, staged)
 
     # -- inputs and artifacts ---------------------------------------------------------------
 
@@ -380,16 +381,6 @@ class TrackingClient:
             size, sha256 = store_file(source, destination)
             self._emit("ArtifactLogged", f"run/{run_id}", run_id=run_id, path=relative, uri=destination.as_uri(),
                        size=size, sha256=sha256)
-
-
-def _checked_metric(metric: Any) -> tuple[str, float, int | None, int | None]:
-    """(key, value, timestamp, step) of a Metric-like object, checked at once."""
-    key = validation.check_key(getattr(metric, "key", None), "metric key")
-    value = validation.metric_value(key, getattr(metric, "value", None))
-    timestamp = getattr(metric, "timestamp", None)
-    step = getattr(metric, "step", None)
-    return (key, value, None if timestamp is None else validation.integer(key, "timestamp", timestamp),
-            None if step is None else validation.integer(key, "step", step))
 
 
 def _column(key: str, what: str, column: Any, kinds: str) -> Any:

@@ -24,8 +24,8 @@ import time
 import uuid
 import weakref
 from array import array
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from ledgerflow.ingest.log.base import Entry, EventLog
 from ledgerflow.ingest.sdk import validation
@@ -41,6 +41,15 @@ from ledgerflow.schemas import Event, encode, make_envelope
 Columns = tuple[array, array, array]
 #: an open metric segment: (run_id, key) -> columns, in first-logged order
 Segment = dict[tuple[str, str], Columns]
+
+
+
+class StagedPoints(NamedTuple):
+    """Checked points of one batch, per key, not yet buffered (see Outbox.stage_points)."""
+
+    columns: dict[str, Columns]
+    count: int
+
 
 _I64_MIN = validation.INT64_MIN
 _I64_MAX = validation.INT64_MAX
@@ -96,9 +105,7 @@ class Outbox:
     def add_point(self, run_id: str, key: str, value: Any, step: Any, timestamp: Any) -> None:
         """Buffer one metric point; the hot path of log_metric (checks first, then a short lock)."""
         if key not in self._valid_keys:
-            validation.check_key(key, "metric key")
-            if len(self._valid_keys) < 100_000:
-                self._valid_keys.add(key)
+            self._check_key(key)
         tv = type(value)
         if tv is not float and tv is not int:
             value = validation.metric_value(key, value)
@@ -123,9 +130,72 @@ class Outbox:
             columns[1].append(step)
             columns[2].append(timestamp)
             self._count += 1
-            if self._count >= self._wake_at and not self._wake_pending:
-                self._wake_pending = True
-                self._wake.set()
+            self._wake_if_due()
+
+    def stage_points(self, points: Iterable[tuple[Any, Any, Any, Any]]) -> StagedPoints:
+        """Check (key, value, step, timestamp) points into private columns; raises on the first bad one.
+
+        Staging buffers nothing, so a caller can check a whole batch before it logs any of it.
+        """
+        staged: dict[str, Columns] = {}
+        now = None
+        count = 0
+        for key, value, step, timestamp in points:
+            if type(key) is not str:
+                validation.check_key(key, "metric key")
+            columns = staged.get(key)
+            if columns is None:
+                if key not in self._valid_keys:
+                    self._check_key(key)
+                columns = staged[key] = (array("d"), array("q"), array("q"))
+            tv = type(value)
+            if tv is not float and tv is not int:
+                value = validation.metric_value(key, value)
+            if step is None:
+                step = 0
+            elif type(step) is not int or not _I64_MIN <= step <= _I64_MAX:
+                step = validation.integer(key, "step", step)
+            if timestamp is None:
+                timestamp = now = now or _time_ns() // 1_000_000
+            elif type(timestamp) is not int or not _I64_MIN <= timestamp <= _I64_MAX:
+                timestamp = validation.integer(key, "timestamp", timestamp)
+            try:
+                columns[0].append(value)
+            except OverflowError:
+                raise InvalidMetricValueError(f"metric {key!r}: value {value!r} does not fit a float64") from None
+            columns[1].append(step)
+            columns[2].append(timestamp)
+            count += 1
+        return StagedPoints(staged, count)
+
+    def add_staged(self, run_id: str, staged: StagedPoints) -> None:
+        """Buffer staged points for ``run_id`` under one short lock: far cheaper per point than add_point."""
+        if not staged.count:
+            return
+        with self._lock:
+            self._make_room(staged.count)
+            for key, (values, steps, timestamps) in staged.columns.items():
+                columns = self._series.get((run_id, key))
+                if columns is None:
+                    self._series[(run_id, key)] = (values, steps, timestamps)
+                else:
+                    columns[0].extend(values)
+                    columns[1].extend(steps)
+                    columns[2].extend(timestamps)
+            self._count += staged.count
+            self._wake_if_due()
+
+    def _check_key(self, key: Any) -> None:
+        """Check a metric key once per client: the set of known-good keys keeps it off the hot path."""
+        validation.check_key(key, "metric key")
+        if len(self._valid_keys) < 100_000:
+            self._valid_keys.add(key)
+
+    def _wake_if_due(self) -> None:
+        """Lock held. Wake the flusher once enough is buffered, rather than waiting for its interval."""
+        if self._count >= self._wake_at and not self._wake_pending:
+            self._wake_pending = True
+            self._wake.set()
 
     def add_event(self, event: Event, weight: int = 1) -> None:
         """Queue a non-metric event (or a pre-packed MetricsLogged) after everything logged so far."""
@@ -137,9 +207,7 @@ class Outbox:
                 self._series = {}
             self._items.append((event, weight))
             self._count += weight
-            if self._count >= self._wake_at and not self._wake_pending:
-                self._wake_pending = True
-                self._wake.set()
+            self._wake_if_due()
 
     def _make_room(self, weight: int) -> None:
         """Lock held. Raise a pending delivery failure; wait (or raise) while the buffer is full."""

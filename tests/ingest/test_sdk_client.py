@@ -79,6 +79,36 @@ def test_log_batch_checks_everything_before_logging(client: lf.TrackingClient, d
     assert not of_type(read_events(data_home), "MetricsLogged")
 
 
+def test_log_batch_keeps_each_keys_order_and_joins_earlier_points(client: lf.TrackingClient,
+                                                                   data_home: Path) -> None:
+    """log_batch stages per key and extends the run's open columns: nothing reordered, nothing lost."""
+    run = client.create_run("0").info.run_id
+    client.log_metric(run, "a", 0.5, timestamp=10, step=0)
+    client.log_batch(run, metrics=[lf.Metric("a" if i % 2 else "b", i / 3, 100 + i, i) for i in range(1, 1000)])
+    client.log_batch(run, metrics=[lf.Metric("b", numpy.float32(0.25), numpy.int64(7), numpy.int32(2_000))])
+    client.flush()
+    points = metric_points(read_events(data_home))
+    assert points["a"] == [(0, 10, 0.5)] + [(i, 100 + i, i / 3) for i in range(1, 1000, 2)]
+    assert points["b"] == [(i, 100 + i, i / 3) for i in range(2, 1000, 2)] + [(2_000, 7, 0.25)]
+
+
+@pytest.mark.parametrize("bad, error", [
+    (lf.Metric(["not", "a", "key"], 1.0), lf.InvalidKeyError),
+    (lf.Metric("../up", 1.0), lf.InvalidKeyError),
+    (lf.Metric("big", 10**400), lf.InvalidMetricValueError),
+    (lf.Metric("s", 1.0, step=2**63), lf.InvalidStepError),
+    (lf.Metric("t", 1.0, timestamp=1.5), lf.InvalidStepError),
+])
+def test_log_batch_names_the_bad_metric_and_logs_nothing(client: lf.TrackingClient, data_home: Path,
+                                                          bad: lf.Metric, error: type[Exception]) -> None:
+    run = client.create_run("0").info.run_id
+    with pytest.raises(error):
+        client.log_batch(run, metrics=[lf.Metric("fine", 1.0, 1, 1), bad, lf.Metric("fine", 2.0, 2, 2)])
+    client.log_metric(run, "after", 1.0)
+    client.flush()
+    assert list(metric_points(read_events(data_home))) == ["after"]
+
+
 def test_closed_client_refuses(data_home: Path) -> None:
     client = lf.TrackingClient(f"file:{data_home}")
     run = client.create_run("0").info.run_id

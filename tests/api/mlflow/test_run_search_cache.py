@@ -1,7 +1,7 @@
-"""runs/search keeps each run's JSON between searches (api/mlflow/run_cache.py): it must never answer stale.
+"""runs/search and runs/get keep each run's JSON between reads (api/mlflow/run_cache.py): never stale.
 
-After each kind of write that changes a run, a search right after a cached search shows the change, and
-every run it returns is byte for byte what runs/get (which reads the projection afresh) answers.
+After each kind of write that changes a run, runs/get and then runs/search right after cached reads show
+the change, and every run the search returns is byte for byte what runs/get answers.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _searched(server: RunningServer, experiment_id: str) -> dict[str, dict[str, 
     runs = {run["info"]["run_id"]: run for run in response.json()["runs"]}
     for run_id, run in runs.items():
         fresh = rest(server, "GET", "/runs/get", params={"run_id": run_id})
-        assert fresh.json()["run"] == run, f"runs/search answered a stale {run_id}"
+        assert fresh.json()["run"] == run, f"runs/search and runs/get disagree on {run_id}"
     return runs
 
 
@@ -94,6 +94,9 @@ def test_search_after_each_kind_of_write_shows_it(mlflow_client: MlflowClient, m
         before = _searched(mlflow_server, experiment_id)  # fills the cache
         assert not shows(before), f"{what}: already visible before the write, the check proves nothing"
         write()
+        got = {run_id: rest(mlflow_server, "GET", "/runs/get", params={"run_id": run_id}).json()["run"]
+               for run_id in before}
+        assert shows(got), f"{what}: not visible in the next runs/get"
         assert shows(_searched(mlflow_server, experiment_id)), f"{what}: not visible in the next search"
 
 

@@ -106,6 +106,23 @@ def test_metric_history_pages(embedded_client: MlflowClient, mlflow_embedded_ser
     assert refused.status_code == 400 and "It must be a positive integer" in refused.json()["message"]
 
 
+def test_metric_history_text_is_json_for_every_value(embedded_client: MlflowClient,
+                                                     mlflow_embedded_server: RunningServer) -> None:
+    """get-history formats its points as text: non-finite values, tiny, huge and negative zero, an odd key."""
+    run_id = embedded_client.create_run("0").info.run_id
+    key = "odd key é/v-1.0"  # MLflow's key rule allows letters, spaces, slashes, dots and dashes
+    values = [math.nan, math.inf, -math.inf, 5e-324, 1.7976931348623157e308, -0.0, 0.1, 1e16]
+    embedded_client.log_batch(run_id, metrics=[Metric(key, v, 100 + i, i) for i, v in enumerate(values)])
+    response = rest(mlflow_embedded_server, "GET", "/metrics/get-history", params={"run_id": run_id, "metric_key": key})
+    assert response.status_code == 200, response.text
+    shown = response.json()["metrics"]
+    assert [m["value"] for m in shown[:3]] == ["NaN", "Infinity", "-Infinity"]
+    assert [m["value"] for m in shown[3:]] == values[3:] and math.copysign(1, shown[5]["value"]) == -1
+    assert {m["key"] for m in shown} == {key} and [m["step"] for m in shown] == list(range(len(values)))
+    history = embedded_client.get_metric_history(run_id, key)
+    assert math.isnan(history[0].value) and [m.value for m in history[1:]] == values[1:]
+
+
 def test_log_batch_and_its_limits(embedded_client: MlflowClient, mlflow_embedded_server: RunningServer) -> None:
     client = embedded_client
     run_id = client.create_run("0").info.run_id
