@@ -75,6 +75,11 @@ def test_quick_bench_runs_every_group_and_measures_every_figure(tmp_path: Path, 
     assert "every system returned the expected page" in search["notes"], search["notes"]
     batch = next(f for name, f in by_name.items() if name.startswith("log_batch of 1,000 metrics"))
     assert all(_number(batch[column]) for column in ("ledgerflow", "mlflow", "fasttrackml")), batch
+    # the ingest goals sit on the end-to-end figure: ledgerflow timed until its points are rows in DuckDB
+    ingest = [f for name, f in by_name.items() if name.startswith("ingest until queryable")]
+    assert len(ingest) == 2 and all(_number(f[c]) for f in ingest for c in ("ledgerflow", "mlflow", "fasttrackml"))
+    assert [(f["goal_ratio_mlflow"], f["goal_ratio_fasttrackml"]) for f in ingest] == [(100, 50), (None, None)]
+    assert "count(*) in DuckDB" in ingest[0]["notes"], ingest[0]["notes"]
 
     table = (tmp_path / "quick.md").read_text()
     assert "| figure | unit | better | ledgerflow | MLflow | FastTrackML | vs MLflow | vs FastTrackML |" in table

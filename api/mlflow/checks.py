@@ -18,25 +18,24 @@ from typing import Any
 
 from ledgerflow.api.errors import ApiError
 from ledgerflow.api.mlflow.protocol import double_value, invalid
+from ledgerflow.schemas.limits import (
+    MAX_DATASET_DIGEST_LENGTH,
+    MAX_DATASET_NAME_LENGTH,
+    MAX_DATASET_PROFILE_LENGTH,
+    MAX_DATASET_SCHEMA_LENGTH,
+    MAX_DATASET_SOURCE_LENGTH,
+    MAX_ENTITIES_PER_BATCH,
+    MAX_EXPERIMENT_NAME_LENGTH,
+    MAX_EXPERIMENT_TAG_KEY_LENGTH,
+    MAX_EXPERIMENT_TAG_VALUE_LENGTH,
+    MAX_INPUT_TAG_KEY_LENGTH,
+    MAX_INPUT_TAG_VALUE_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+)
 
 log = logging.getLogger("ledgerflow.api.mlflow")
-
-MAX_ENTITY_KEY_LENGTH = 250
-MAX_PARAM_VALUE_LENGTH = 6000
-MAX_TAG_VALUE_LENGTH = 8000
-MAX_EXPERIMENT_NAME_LENGTH = 500
-MAX_EXPERIMENT_TAG_KEY_LENGTH = 250
-MAX_EXPERIMENT_TAG_VALUE_LENGTH = 20000
-MAX_METRICS_PER_BATCH = 1000
-MAX_PARAMS_TAGS_PER_BATCH = 100
-MAX_ENTITIES_PER_BATCH = 1000
-MAX_DATASET_NAME_LENGTH = 500
-MAX_DATASET_DIGEST_LENGTH = 36
-MAX_DATASET_SOURCE_LENGTH = 65535
-MAX_DATASET_SCHEMA_LENGTH = 1048575
-MAX_DATASET_PROFILE_LENGTH = 16777215
-MAX_INPUT_TAG_KEY_LENGTH = 255
-MAX_INPUT_TAG_VALUE_LENGTH = 500
 
 _NAME_CHARACTERS = re.compile(r"[/\w.\- :]*")
 _RUN_ID = re.compile(r"[a-zA-Z0-9][\w\-]{0,255}")
@@ -82,8 +81,8 @@ def check_name(name: Any, path: str, what: str) -> str:
     problem = _name_problem(name)
     if problem:
         raise invalid_value(path, name, problem)
-    if len(name) > MAX_ENTITY_KEY_LENGTH:
-        raise too_long(what, MAX_ENTITY_KEY_LENGTH)
+    if len(name) > MAX_KEY_LENGTH:
+        raise too_long(what, MAX_KEY_LENGTH)
     return name
 
 

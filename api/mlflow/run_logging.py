@@ -32,6 +32,7 @@ from ledgerflow.api.mlflow.state import State, TrackingState
 from ledgerflow.api.mlflow.tracking import RUN_NAME_TAG, tag_pairs
 from ledgerflow.api.responses import FastJSONResponse
 from ledgerflow.schemas import pack_series
+from ledgerflow.schemas.limits import MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH
 
 PREFIXES = TRACKING_PREFIXES
 router = APIRouter(tags=["mlflow"])
@@ -168,7 +169,7 @@ def _batch_params(values: list[Any]) -> list[dict[str, str]]:
             raise missing_parameter(f"params[{index}].key")
         key = checks.check_name(param["key"], f"params[{index}].key", "Param key")
         value = checks.bounded_value(param.get("value"), f"params[{index}].value", "Param value",
-                                     checks.MAX_PARAM_VALUE_LENGTH)
+                                     MAX_PARAM_VALUE_LENGTH)
         if key in seen:
             duplicates.append(key)
         seen.add(key)
@@ -216,7 +217,7 @@ def log_batch(request: Request, fields: Fields, state: State) -> FastJSONRespons
 def log_param(request: Request, fields: Fields, state: State) -> FastJSONResponse:
     run_id = run_id_field(fields)
     key = checks.check_name(string_field(fields, "key", required=True), "key", "Param key")
-    value = checks.bounded_value(string_field(fields, "value"), "value", "Param value", checks.MAX_PARAM_VALUE_LENGTH)
+    value = checks.bounded_value(string_field(fields, "value"), "value", "Param value", MAX_PARAM_VALUE_LENGTH)
     with state.facts.writing(run_id) as run:
         run.check_active()
         if key in run.params:
@@ -234,7 +235,7 @@ def log_param(request: Request, fields: Fields, state: State) -> FastJSONRespons
 def set_tag(request: Request, fields: Fields, state: State) -> FastJSONResponse:
     run_id = run_id_field(fields)
     key = checks.check_name(string_field(fields, "key", required=True), "key", "key")
-    value = checks.bounded_value(string_field(fields, "value"), "value", "Tag value", checks.MAX_TAG_VALUE_LENGTH)
+    value = checks.bounded_value(string_field(fields, "value"), "value", "Tag value", MAX_TAG_VALUE_LENGTH)
     tags = [{"key": key, "value": value}]
     with state.facts.writing(run_id) as run:
         run.check_active()

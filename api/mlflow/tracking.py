@@ -41,6 +41,7 @@ from ledgerflow.api.mlflow.shapes import json_text_response, load_experiments, l
 from ledgerflow.api.mlflow.state import State, TrackingState
 from ledgerflow.api.responses import FastJSONResponse
 from ledgerflow.ingest.sdk.entities import friendly_run_name
+from ledgerflow.schemas.limits import MAX_TAG_VALUE_LENGTH
 
 PREFIXES = TRACKING_PREFIXES
 router = APIRouter(tags=["mlflow"])
@@ -63,7 +64,7 @@ def tag_pairs(values: list[Any], field: str) -> list[dict[str, str]]:
             raise checks.invalid_value(f"{field}[{index}]", tag, "it must be an object with key and value")
         key = checks.check_name(tag.get("key"), f"{field}[{index}].key", f"{field}[{index}].key")
         value = checks.bounded_value(tag.get("value"), f"{field}[{index}].value", "Tag value",
-                                     checks.MAX_TAG_VALUE_LENGTH)
+                                     MAX_TAG_VALUE_LENGTH)
         pairs.append({"key": key, "value": value})
     return pairs
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledgerflow.ingest.sdk.errors import InvalidDatasetError
-from ledgerflow.ingest.sdk.validation import (
+from ledgerflow.ingest.sdk.validation import check_length
+from ledgerflow.schemas.limits import (
     MAX_DATASET_DIGEST_LENGTH,
     MAX_DATASET_NAME_LENGTH,
     MAX_DATASET_PROFILE_LENGTH,
@@ -16,7 +17,6 @@ from ledgerflow.ingest.sdk.validation import (
     MAX_DATASET_SOURCE_LENGTH,
     MAX_INPUT_TAG_KEY_LENGTH,
     MAX_INPUT_TAG_VALUE_LENGTH,
-    check_length,
 )
 
 

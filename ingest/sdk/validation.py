@@ -1,7 +1,7 @@
 """Input rules of the SDK, checked at the call so a bad value never reaches the event log.
 
-The rules and limits follow MLflow's (checked against mlflow/utils/validation.py), so a
-script that MLflow accepts is accepted here; messages are our own and name the bad value.
+The rules follow MLflow's, and the limits are MLflow's (schemas/limits.py, shared with the
+server), so a script that MLflow accepts is accepted here; messages are our own and name the bad value.
 """
 
 from __future__ import annotations
@@ -21,21 +21,15 @@ from ledgerflow.ingest.sdk.errors import (
     InvalidStepError,
     ValueTooLongError,
 )
-
-MAX_KEY_LENGTH = 250
-MAX_PARAM_VALUE_LENGTH = 6000
-MAX_TAG_VALUE_LENGTH = 8000
-MAX_EXPERIMENT_NAME_LENGTH = 500
-MAX_METRICS_PER_BATCH = 1000
-MAX_PARAMS_TAGS_PER_BATCH = 100
-MAX_ENTITIES_PER_BATCH = 1000
-MAX_DATASET_NAME_LENGTH = 500
-MAX_DATASET_DIGEST_LENGTH = 36
-MAX_DATASET_SOURCE_LENGTH = 65535
-MAX_DATASET_SCHEMA_LENGTH = 1048575
-MAX_DATASET_PROFILE_LENGTH = 16777215
-MAX_INPUT_TAG_KEY_LENGTH = 255
-MAX_INPUT_TAG_VALUE_LENGTH = 500
+from ledgerflow.schemas.limits import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_EXPERIMENT_NAME_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_VALUE_LENGTH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    MAX_TAG_VALUE_LENGTH,
+)
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
