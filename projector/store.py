@@ -29,12 +29,6 @@ CACHED_TABLES = ("experiments", "experiment_tags", "runs", "params", "tags", "re
 _ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(),
                 "UUID": pa.string(), "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "JSON": pa.string(), "BLOB": pa.binary()}
 _MAX_CACHED_ROWS = 200_000
-# DuckDB checkpoints when its WAL passes this size. Each checkpoint rewrites the row groups that
-# changed since the last one and frees the old blocks, which the file keeps: at DuckDB's default
-# (16MB) a projection of many small runs (rows replaced, latest_metrics upserted) ended ~40 % free
-# blocks (82 MB file for 48 MB of data at 10,000 runs). 256MB leaves none there, replays ~10 %
-# faster and did not raise peak RSS (docs/performance.md); the WAL it lets grow is replayed on open.
-CHECKPOINT_THRESHOLD = "256MB"
 
 
 def _arrow_schema(table: Table) -> pa.Schema:
@@ -69,8 +63,7 @@ class ProjectionStore:
         self.path = Path(path)
         limit = memory_limit or Settings.from_env().duckdb_memory_limit
         try:
-            self.connection = duckdb.connect(str(self.path), read_only=read_only,
-                                             config={"memory_limit": limit, "checkpoint_threshold": CHECKPOINT_THRESHOLD})
+            self.connection = duckdb.connect(str(self.path), read_only=read_only, config={"memory_limit": limit})
         except duckdb.Error as e:
             raise ProjectorError(f"cannot open projection database {self.path}: {e}") from e
         if not read_only:
