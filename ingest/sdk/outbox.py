@@ -54,6 +54,30 @@ class StagedPoints(NamedTuple):
 _I64_MIN = validation.INT64_MIN
 _I64_MAX = validation.INT64_MAX
 _time_ns = time.time_ns
+
+
+def _append_point(columns: Columns, key: str, value: Any, step: Any, timestamp: Any) -> None:
+    """Check one point (plain floats and ints skip the slow checks) and append it to ``columns``.
+
+    A point that fails a check leaves ``columns`` as they were: the value goes in last-checked first.
+    """
+    tv = type(value)
+    if tv is not float and tv is not int:
+        value = validation.metric_value(key, value)
+    if step is None:
+        step = 0
+    elif type(step) is not int or not _I64_MIN <= step <= _I64_MAX:
+        step = validation.integer(key, "step", step)
+    if timestamp is None:
+        timestamp = _time_ns() // 1_000_000
+    elif type(timestamp) is not int or not _I64_MIN <= timestamp <= _I64_MAX:
+        timestamp = validation.integer(key, "timestamp", timestamp)
+    try:
+        columns[0].append(value)
+    except OverflowError:
+        raise InvalidMetricValueError(f"metric {key!r}: value {value!r} does not fit a float64") from None
+    columns[1].append(step)
+    columns[2].append(timestamp)
 _OUTBOXES: weakref.WeakSet[Outbox] = weakref.WeakSet()
 
 
@@ -103,32 +127,19 @@ class Outbox:
     # -- adding ---------------------------------------------------------------------------
 
     def add_point(self, run_id: str, key: str, value: Any, step: Any, timestamp: Any) -> None:
-        """Buffer one metric point; the hot path of log_metric (checks first, then a short lock)."""
+        """Buffer one metric point; the hot path of log_metric (key checked once per client, then a short lock)."""
         if key not in self._valid_keys:
             self._check_key(key)
-        tv = type(value)
-        if tv is not float and tv is not int:
-            value = validation.metric_value(key, value)
-        if step is None:
-            step = 0
-        elif type(step) is not int or not _I64_MIN <= step <= _I64_MAX:
-            step = validation.integer(key, "step", step)
-        if timestamp is None:
-            timestamp = _time_ns() // 1_000_000
-        elif type(timestamp) is not int or not _I64_MIN <= timestamp <= _I64_MAX:
-            timestamp = validation.integer(key, "timestamp", timestamp)
         with self._lock:
             if self._error is not None or self._count >= self.max_points or self._closed:
                 self._make_room(1)
             columns = self._series.get((run_id, key))
             if columns is None:
-                columns = self._series[(run_id, key)] = (array("d"), array("q"), array("q"))
-            try:
-                columns[0].append(value)
-            except OverflowError:
-                raise InvalidMetricValueError(f"metric {key!r}: value {value!r} does not fit a float64") from None
-            columns[1].append(step)
-            columns[2].append(timestamp)
+                columns = (array("d"), array("q"), array("q"))
+                _append_point(columns, key, value, step, timestamp)  # a bad first point leaves no empty series
+                self._series[(run_id, key)] = columns
+            else:
+                _append_point(columns, key, value, step, timestamp)
             self._count += 1
             self._wake_if_due()
 
@@ -138,7 +149,6 @@ class Outbox:
         Staging buffers nothing, so a caller can check a whole batch before it logs any of it.
         """
         staged: dict[str, Columns] = {}
-        now = None
         count = 0
         for key, value, step, timestamp in points:
             if type(key) is not str:
@@ -148,23 +158,7 @@ class Outbox:
                 if key not in self._valid_keys:
                     self._check_key(key)
                 columns = staged[key] = (array("d"), array("q"), array("q"))
-            tv = type(value)
-            if tv is not float and tv is not int:
-                value = validation.metric_value(key, value)
-            if step is None:
-                step = 0
-            elif type(step) is not int or not _I64_MIN <= step <= _I64_MAX:
-                step = validation.integer(key, "step", step)
-            if timestamp is None:
-                timestamp = now = now or _time_ns() // 1_000_000
-            elif type(timestamp) is not int or not _I64_MIN <= timestamp <= _I64_MAX:
-                timestamp = validation.integer(key, "timestamp", timestamp)
-            try:
-                columns[0].append(value)
-            except OverflowError:
-                raise InvalidMetricValueError(f"metric {key!r}: value {value!r} does not fit a float64") from None
-            columns[1].append(step)
-            columns[2].append(timestamp)
+            _append_point(columns, key, value, step, timestamp)
             count += 1
         return StagedPoints(staged, count)
 
