@@ -42,15 +42,6 @@ Columns = tuple[array, array, array]
 #: an open metric segment: (run_id, key) -> columns, in first-logged order
 Segment = dict[tuple[str, str], Columns]
 
-
-
-class StagedPoints(NamedTuple):
-    """Checked points of one batch, per key, not yet buffered (see Outbox.stage_points)."""
-
-    columns: dict[str, Columns]
-    count: int
-
-
 _I64_MIN = validation.INT64_MIN
 _I64_MAX = validation.INT64_MAX
 _time_ns = time.time_ns
@@ -59,7 +50,8 @@ _time_ns = time.time_ns
 def _append_point(columns: Columns, key: str, value: Any, step: Any, timestamp: Any) -> None:
     """Check one point (plain floats and ints skip the slow checks) and append it to ``columns``.
 
-    A point that fails a check leaves ``columns`` as they were: the value goes in last-checked first.
+    A point that fails a check leaves ``columns`` as they were: everything is checked before the
+    first append, and only the value's append can still fail (an int too large for a float64).
     """
     tv = type(value)
     if tv is not float and tv is not int:
@@ -78,6 +70,18 @@ def _append_point(columns: Columns, key: str, value: Any, step: Any, timestamp: 
         raise InvalidMetricValueError(f"metric {key!r}: value {value!r} does not fit a float64") from None
     columns[1].append(step)
     columns[2].append(timestamp)
+
+
+class StagedPoints(NamedTuple):
+    """Checked points of one batch, per key, not yet buffered (see Outbox.stage_points)."""
+
+    columns: dict[str, Columns]
+
+    @property
+    def count(self) -> int:
+        return sum(len(values) for values, _, _ in self.columns.values())
+
+
 _OUTBOXES: weakref.WeakSet[Outbox] = weakref.WeakSet()
 
 
@@ -149,7 +153,6 @@ class Outbox:
         Staging buffers nothing, so a caller can check a whole batch before it logs any of it.
         """
         staged: dict[str, Columns] = {}
-        count = 0
         for key, value, step, timestamp in points:
             if type(key) is not str:
                 validation.check_key(key, "metric key")
@@ -159,15 +162,15 @@ class Outbox:
                     self._check_key(key)
                 columns = staged[key] = (array("d"), array("q"), array("q"))
             _append_point(columns, key, value, step, timestamp)
-            count += 1
-        return StagedPoints(staged, count)
+        return StagedPoints(staged)
 
     def add_staged(self, run_id: str, staged: StagedPoints) -> None:
         """Buffer staged points for ``run_id`` under one short lock: far cheaper per point than add_point."""
-        if not staged.count:
+        count = staged.count
+        if not count:
             return
         with self._lock:
-            self._make_room(staged.count)
+            self._make_room(count)
             for key, (values, steps, timestamps) in staged.columns.items():
                 columns = self._series.get((run_id, key))
                 if columns is None:
@@ -176,7 +179,7 @@ class Outbox:
                     columns[0].extend(values)
                     columns[1].extend(steps)
                     columns[2].extend(timestamps)
-            self._count += staged.count
+            self._count += count
             self._wake_if_due()
 
     def _check_key(self, key: Any) -> None:
